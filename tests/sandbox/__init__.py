@@ -1,0 +1,1 @@
+"""A local stand-in for Marathon and marathon-lb, used by the tests and the demo."""
