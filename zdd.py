@@ -1,0 +1,1795 @@
+"""Zero-downtime blue/green deployment of a Marathon app behind marathon-lb.
+
+zdd reads an app definition, asks Marathon which colour of the app's
+deployment group runs now, and starts the other colour next to it with a few
+instances. It then watches every marathon-lb (HAProxy) instance: as the new
+tasks come up, marathon-lb marks old tasks as draining; once HAProxy has
+drained them, zdd kills them and scales the new app up, step by step, until
+the new app runs the target number of instances and the old app is deleted.
+
+The app JSON must carry two labels:
+
+  HAPROXY_DEPLOYMENT_GROUP     names the blue/green pair (one HAProxy backend)
+  HAPROXY_DEPLOYMENT_ALT_PORT  a second service port: the colours alternate
+                               between the app's own service port and this one
+
+zdd adds HAPROXY_APP_ID, HAPROXY_0_PORT, HAPROXY_DEPLOYMENT_COLOUR,
+HAPROXY_DEPLOYMENT_STARTED_AT, HAPROXY_DEPLOYMENT_TARGET_INSTANCES and
+HAPROXY_DEPLOYMENT_NEW_INSTANCES, which marathon-lb reads to merge the two
+colours into one backend and to choose which old tasks to drain.
+
+Each step waits until:
+  - no marathon-lb is reloading (its /_haproxy_getpids lists 2 PIDs);
+  - every marathon-lb routes exactly the running, healthy tasks of both apps;
+  - at least the target number of listeners are UP;
+  - at least one old listener is drained (MAINT, no sessions, no queue).
+It then kills the old tasks drained on every marathon-lb and scales the new
+app up by half again (1, 2, 3, 5, 8, ...; --linear-increase to add a fixed
+number), jumping to the target once it reaches the old app's size. If
+draining takes longer than --max-wait seconds, the old tasks in MAINT on every
+marathon-lb are killed anyway.
+
+--new-instances N leaves a hybrid group (N new, target - N old instances);
+--complete-cur or --complete-prev later converges it to one colour. When a run
+stops halfway (deadline, stall, Ctrl-C, a crash), run the same command again
+with --resume to finish, or with --complete-prev to go back.
+"""
+
+__version__ = "1.0.0"
+
+import argparse
+import dataclasses
+import datetime
+import enum
+import ipaddress
+import json
+import logging
+import logging.handlers
+import math
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+import dateutil.parser
+import requests
+
+# ---------------------------------------------------------------------------
+# Constants
+# ---------------------------------------------------------------------------
+
+LABEL_GROUP = "HAPROXY_DEPLOYMENT_GROUP"
+LABEL_ALT_PORT = "HAPROXY_DEPLOYMENT_ALT_PORT"
+LABEL_APP_ID = "HAPROXY_APP_ID"
+LABEL_PORT = "HAPROXY_0_PORT"
+LABEL_COLOUR = "HAPROXY_DEPLOYMENT_COLOUR"
+LABEL_STARTED_AT = "HAPROXY_DEPLOYMENT_STARTED_AT"
+LABEL_TARGET = "HAPROXY_DEPLOYMENT_TARGET_INSTANCES"
+LABEL_NEW_INSTANCES = "HAPROXY_DEPLOYMENT_NEW_INSTANCES"
+
+BLUE, GREEN = "blue", "green"
+
+DEFAULT_STEP_DELAY_S = 5
+DEFAULT_MAX_WAIT_S = 300
+DEFAULT_REQUEST_TIMEOUT_S = 10
+DEFAULT_STALL_TIMEOUT_S = 600
+DEFAULT_DEADLINE_S = 0  # 0: no deadline for the whole run
+HOOK_TIMEOUT_S = 600
+GET_ATTEMPTS = 4
+RETRY_BACKOFF_S = (0.5, 1.0, 2.0)
+RESTING_PID_COUNT = 2  # master + one worker: marathon-lb runs HAProxy in master-worker mode
+SLEEP_SLICE_S = 0.2  # how often a sleep looks for SIGINT/SIGTERM
+AMBIGUOUS_WRITES_TOLERATED = 3
+DCOS_REFRESH_MARGIN_S = 60
+DCOS_FALLBACK_TOKEN_LIFETIME_S = 300
+
+STATS_PATH = "/haproxy?stats;csv"
+PIDS_PATH = "/_haproxy_getpids"
+DEFAULT_SYSLOG_SOCKET = "/var/run/syslog" if sys.platform == "darwin" else "/dev/log"
+DEFAULT_LOG_FORMAT = "%(asctime)-15s %(name)s: %(message)s"
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+SECRET_FLAGS = ("--auth-credentials", "--dcos-auth-credentials")
+
+logger = logging.getLogger("zdd")
+
+# ---------------------------------------------------------------------------
+# Errors and exit codes
+# ---------------------------------------------------------------------------
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    DECLINED = 1
+    INTERNAL = 2
+    INVALID_ARGS = 3
+    BAD_APP = 4
+    LB_FAILED = 5
+    MARATHON_FAILED = 6
+    CREATE_FAILED = 7
+    DELETE_FAILED = 8
+    SCALE_FAILED = 9
+    DEADLINE = 10
+    STALLED = 11
+    HOOK_REFUSED = 12
+    ROLLED_BACK = 13
+    ROLLBACK_FAILED = 14
+    INTERRUPTED = 130
+    TERMINATED = 143
+
+
+class ZddError(Exception):
+    """An expected failure: one line for the operator, and an exit code."""
+
+    exit_code = ExitCode.INTERNAL
+
+    def __init__(self, message, hint=None):
+        super().__init__(message)
+        self.hint = hint
+
+
+class Declined(ZddError):
+    exit_code = ExitCode.DECLINED
+
+
+class UsageError(ZddError):
+    exit_code = ExitCode.INTERNAL
+
+
+class InvalidArgs(ZddError):
+    exit_code = ExitCode.INVALID_ARGS
+
+
+class BadApp(ZddError):
+    exit_code = ExitCode.BAD_APP
+
+
+class LbFailed(ZddError):
+    exit_code = ExitCode.LB_FAILED
+
+
+class MarathonFailed(ZddError):
+    exit_code = ExitCode.MARATHON_FAILED
+
+
+class CreateFailed(ZddError):
+    exit_code = ExitCode.CREATE_FAILED
+
+
+class DeleteFailed(ZddError):
+    exit_code = ExitCode.DELETE_FAILED
+
+
+class ScaleFailed(ZddError):
+    exit_code = ExitCode.SCALE_FAILED
+
+
+class DeadlineExceeded(ZddError):
+    exit_code = ExitCode.DEADLINE
+
+
+class Stalled(ZddError):
+    exit_code = ExitCode.STALLED
+
+
+class HookRefused(ZddError):
+    exit_code = ExitCode.HOOK_REFUSED
+
+
+class RollbackFailed(ZddError):
+    exit_code = ExitCode.ROLLBACK_FAILED
+
+
+class Interrupted(ZddError):
+    def __init__(self, signum):
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name}")
+        self.exit_code = ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
+
+
+class Locked(Exception):
+    """Marathon answered 409: the app is locked by a running deployment."""
+
+
+# ---------------------------------------------------------------------------
+# Value types
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    marathon: str
+    marathon_lb: tuple
+    json: str
+    dry_run: bool = False
+    force: bool = False
+    step_delay: float = DEFAULT_STEP_DELAY_S
+    initial_instances: int = 1
+    linear_increase: int = 0
+    resume: bool = False
+    max_wait: float = DEFAULT_MAX_WAIT_S
+    new_instances: int = 0
+    complete_cur: bool = False
+    complete_prev: bool = False
+    pre_kill_hook: str = None
+    syslog_socket: str = DEFAULT_SYSLOG_SOCKET
+    log_format: str = DEFAULT_LOG_FORMAT
+    log_level: str = "DEBUG"
+    auth: tuple = None
+    dcos_credentials: dict = None
+    marathon_ca_cert: str = None
+    format_json: str = None
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
+    deadline: float = DEFAULT_DEADLINE_S
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT_S
+    output: str = "text"
+    on_failure: str = "stop"
+    argv: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Listener:
+    """One server row of a marathon-lb's HAProxy stats."""
+
+    svname: str
+    status: str
+    scur: int
+    qcur: int
+
+    @property
+    def up(self):
+        return self.status.split(" ")[0] == "UP" or self.status == "no check"
+
+    @property
+    def maint(self):
+        return self.status.startswith("MAINT")
+
+    @property
+    def drained(self):
+        return self.maint and self.scur == 0 and self.qcur == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class LbView:
+    """What one marathon-lb instance showed in one poll."""
+
+    url: str
+    pids: int = None  # None: the PID request failed
+    listeners: tuple = None  # None: the stats request failed
+    error: str = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The roles and numbers a swap converges to."""
+
+    new_id: str
+    old_id: str
+    target: int
+    hybrid_goal: int = 0  # new instances to end with in a hybrid deployment, 0 otherwise
+    old_target: int = 0
+    linear_increase: int = 0
+
+    @property
+    def goal(self):
+        return self.hybrid_goal or self.target
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    new_app: dict
+    old_app: dict
+    lbs: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """What to do after one observation."""
+
+    wait: str = None
+    draining: bool = False  # the wait is only for HAProxy to drain sessions (bounded by --max-wait)
+    lb_failed: bool = False  # the wait is for a marathon-lb that does not answer
+    kill: tuple = ()
+    scale_to: int = None
+    delete_old: bool = False
+    done: bool = False
+    forced: bool = False  # --max-wait passed: killing tasks that are MAINT but maybe not drained
+
+
+# ---------------------------------------------------------------------------
+# Pure core: the app definition
+# ---------------------------------------------------------------------------
+
+_FIELD = re.compile(r"\{([^{}\s\"':,]+)\}")
+
+
+def format_app_text(text, variables):
+    """Substitute plain ``{name}`` fields of ``variables`` into the app JSON text.
+
+    JSON objects keep their braces: only a brace pair holding a bare token is
+    a field. Attribute and index lookups are refused, as are unknown names.
+    """
+
+    def substitute(match):
+        name = match.group(1)
+        if not name.isidentifier():
+            raise InvalidArgs(f"--format-json: field {{{name}}} is not a plain variable name")
+        if name not in variables:
+            raise InvalidArgs(f"--format-json: variable '{name}' is not defined in the variables file")
+        value = variables[name]
+        return value if isinstance(value, str) else json.dumps(value)
+
+    return _FIELD.sub(substitute, text)
+
+
+def parse_app(text):
+    """The app definition as a dict, with null fields dropped."""
+    try:
+        app = json.loads(text)
+    except ValueError as exc:
+        raise BadApp(f"the app JSON is not valid JSON: {exc}") from None
+    if not isinstance(app, dict):
+        raise BadApp(f"the app JSON must be an object, not {type(app).__name__}")
+    return _drop_nulls(app)
+
+
+def _drop_nulls(value):
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+def _port_lists(app):
+    """The lists that hold an app's service ports, by shape, as (list, key) pairs.
+
+    ``key`` is the field holding the port in each entry, or None for the
+    legacy ``ports`` list of plain numbers.
+    """
+    container = app.get("container") or {}
+    docker = container.get("docker") or {}
+    shapes = (
+        (docker.get("portMappings"), "servicePort"),
+        (container.get("portMappings"), "servicePort"),
+        (app.get("portDefinitions"), "port"),
+        (app.get("ports"), None),
+    )
+    return [(entries, key) for entries, key in shapes if isinstance(entries, list) and entries]
+
+
+def _port_of(entry, key):
+    value = entry if key is None else (entry.get(key) if isinstance(entry, dict) else None)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def service_port(app):
+    """The app's first service port, read from whichever shape it has, or None."""
+    for entries, key in _port_lists(app):
+        return _port_of(entries[0], key)
+    return None
+
+
+def set_service_port(app, port):
+    """Write ``port`` as the service port into every shape the app carries."""
+    for entries, key in _port_lists(app):
+        if key is None:
+            entries[0] = port
+        else:
+            entries[0][key] = port
+
+
+def deployment_group(app):
+    return (app.get("labels") or {}).get(LABEL_GROUP)
+
+
+def validate_app(app):
+    """Refuse an app JSON zdd cannot deploy, with the reason."""
+    app_id = app.get("id")
+    if not isinstance(app_id, str) or not app_id.strip("/"):
+        raise BadApp("the app JSON has no valid \"id\"")
+    labels = app.get("labels")
+    if not isinstance(labels, dict):
+        raise BadApp(f"the app JSON has no labels: define {LABEL_GROUP} and {LABEL_ALT_PORT}")
+    group = labels.get(LABEL_GROUP)
+    if not isinstance(group, str) or not group.strip("/"):
+        raise BadApp(f"the app JSON has no {LABEL_GROUP} label")
+    if LABEL_ALT_PORT not in labels:
+        raise BadApp(f"the app JSON has no {LABEL_ALT_PORT} label")
+    alt_port = _int_or_none(labels[LABEL_ALT_PORT])
+    if alt_port is None or not 1 <= alt_port <= 65535:
+        raise BadApp(f"{LABEL_ALT_PORT} must be a port number from 1 to 65535, not {labels[LABEL_ALT_PORT]!r}")
+    port_lists = _port_lists(app)
+    if not port_lists:
+        raise BadApp("the app JSON has no service port (container.portMappings, portDefinitions or ports)")
+    entries, key = port_lists[0]
+    if len(entries) > 1:
+        raise BadApp(f"the app has {len(entries)} service ports; zdd supports exactly one")
+    port = _port_of(entries[0], key)
+    if port is None or not 1 <= port <= 65535:
+        raise BadApp("the app's service port must be a fixed port from 1 to 65535 (0 lets Marathon choose one)")
+    if port == alt_port:
+        raise BadApp(f"{LABEL_ALT_PORT} must differ from the service port {port}")
+    instances = app.get("instances", 1)
+    if not isinstance(instances, int) or isinstance(instances, bool) or instances < 0:
+        raise BadApp("\"instances\" must be a whole number, 0 or more")
+
+
+def _int_or_none(value):
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def colour_of(app):
+    return (app.get("labels") or {}).get(LABEL_COLOUR)
+
+
+def started_at(app):
+    """When the app's colour was deployed; apps without the label sort oldest."""
+    value = (app.get("labels") or {}).get(LABEL_STARTED_AT)
+    try:
+        moment = dateutil.parser.parse(value)
+    except (TypeError, ValueError, OverflowError):
+        return datetime.datetime.min
+    return moment.replace(tzinfo=None) if moment.tzinfo is None else _naive_utc(moment)
+
+
+def _naive_utc(moment):
+    return moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def sort_deploys(apps):
+    """Apps of one group, oldest deployment first."""
+    return sorted(apps, key=started_at)
+
+
+def deployment_target(app):
+    return _int_or_none((app.get("labels") or {}).get(LABEL_TARGET, app.get("instances", 0))) or 0
+
+
+def hybrid_goal_of(app):
+    return _int_or_none((app.get("labels") or {}).get(LABEL_NEW_INSTANCES, 0)) or 0
+
+
+def prepare_app(app, previous, options, now):
+    """The definition of the new colour, given the one app of the group running now (or None)."""
+    app = json.loads(json.dumps(app))
+    labels = app["labels"]
+    if previous is None:
+        colour = BLUE
+        port = service_port(app)
+        target = app.get("instances", 1)
+        new_instances = 0
+    else:
+        colour = GREEN if colour_of(previous) == BLUE else BLUE
+        alt_port = int(labels[LABEL_ALT_PORT])
+        port = service_port(app) if service_port(previous) == alt_port else alt_port
+        target = previous.get("instances", 0)
+        new_instances = min(options.new_instances, target)
+        cap = new_instances if new_instances > 0 else target
+        app["instances"] = min(options.initial_instances, cap)
+    labels[LABEL_APP_ID] = app["id"]
+    labels[LABEL_PORT] = str(service_port(app))
+    labels[LABEL_COLOUR] = colour
+    labels[LABEL_STARTED_AT] = now.isoformat()
+    labels[LABEL_TARGET] = str(target)
+    labels[LABEL_NEW_INSTANCES] = str(new_instances)
+    app["id"] = "/" + app["id"].strip("/") + "-" + colour
+    set_service_port(app, port)
+    return app
+
+
+def plan_swap(new_app, old_app, options, hybrid):
+    return Plan(
+        new_id=new_app["id"],
+        old_id=old_app["id"],
+        target=deployment_target(new_app),
+        hybrid_goal=hybrid_goal_of(new_app) if hybrid else 0,
+        old_target=deployment_target(old_app),
+        linear_increase=options.linear_increase,
+    )
+
+
+def next_instances(current, old_instances, plan):
+    """The new app's next instance count: half again (or +k), capped at the goal."""
+    if plan.linear_increase > 0:
+        return min(current + plan.linear_increase, plan.goal)
+    grown = max(current + 1, math.floor(current + (current + 1) / 2))
+    if plan.hybrid_goal:
+        return min(grown, plan.hybrid_goal)
+    return plan.target if grown >= old_instances else grown
+
+
+def scale_schedule(plan, new_instances, old_instances):
+    """The instance counts each colour passes through if every step converges.
+
+    Each step kills the old tasks marathon-lb drains and grows the new app as
+    ``decide`` would: ``([1, 2, 3, 5, 10], [10, 9, 8, 7, 5, 0])``.
+    """
+    new, old = new_instances, old_instances
+    news, olds = [new], [old]
+    for _ in range(plan.goal + old_instances + 2):
+        if plan.hybrid_goal and new == plan.hybrid_goal and old == plan.old_target - plan.hybrid_goal:
+            break
+        kill = expected_draining(new, old, old, plan.target)
+        if not plan.hybrid_goal and new == plan.target and kill == old:
+            olds.append(0)
+            break
+        grow = next_instances(new, old, plan) if new < plan.goal else None
+        if not kill and grow is None:
+            break
+        if kill:
+            old -= kill
+            olds.append(old)
+        if grow is not None:
+            new = grow
+            news.append(new)
+    return news, olds
+
+
+def expected_draining(healthy_new, old_tasks, old_instances, target):
+    """How many old tasks marathon-lb marks as draining (its group-merge rule)."""
+    return min(old_tasks, healthy_new, max(0, healthy_new + old_instances - target))
+
+
+# ---------------------------------------------------------------------------
+# Pure core: tasks, listeners and the next step
+# ---------------------------------------------------------------------------
+
+
+def is_ip_per_task(app):
+    if app.get("ipAddress"):
+        return True
+    return any((network or {}).get("mode") == "container" for network in app.get("networks") or [])
+
+
+def _container_port(app):
+    container = app.get("container") or {}
+    for mappings in ((container.get("docker") or {}).get("portMappings"), container.get("portMappings")):
+        if mappings:
+            return _port_of(mappings[0], "containerPort")
+    discovery = ((app.get("ipAddress") or {}).get("discovery") or {}).get("ports") or []
+    if discovery:
+        return _port_of(discovery[0], "number")
+    return None
+
+
+def server_name(host, ip, port):
+    """The HAProxy server name marathon-lb gives a task."""
+    raw = f"{ip}_{port}" if host == ip else f"{host}_{ip}_{port}"
+    return re.sub(r"[^a-zA-Z0-9-]", "_", raw)
+
+
+def task_server_name(app, task, resolve):
+    """The name a task's listener has in HAProxy, or None when it cannot have one."""
+    host = task.get("host") or ""
+    if is_ip_per_task(app):
+        addresses = task.get("ipAddresses") or []
+        ip = addresses[0].get("ipAddress") if addresses else None
+        port = _container_port(app)
+    else:
+        ports = task.get("ports") or []
+        port = ports[0] if ports else None
+        ip = resolve(host)
+    if not ip or port is None:
+        return None
+    return server_name(host, ip, port)
+
+
+def is_routable(app, task):
+    """Whether marathon-lb puts this task in HAProxy: running and, with health checks, alive."""
+    if task.get("state", "TASK_RUNNING") != "TASK_RUNNING":
+        return False
+    if app.get("healthChecks"):
+        return any(result.get("alive") for result in task.get("healthCheckResults") or [])
+    return True
+
+
+def backend_name(group, port):
+    return group.strip("/").replace("/", "_") + f"_{port}"
+
+
+def parse_stats(text, backend):
+    """The server rows of ``backend`` in one HAProxy stats CSV, mapped by column name."""
+    header = None
+    listeners = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            header = [name.strip() for name in line.lstrip("#").strip().split(",")]
+            continue
+        if header is None:
+            raise ValueError("stats rows before the CSV header")
+        row = dict(zip(header, line.split(",")))
+        if "pxname" not in row or "svname" not in row:
+            raise ValueError("stats CSV without pxname/svname columns")
+        if row["pxname"] != backend or row["svname"] in ("FRONTEND", "BACKEND"):
+            continue
+        listeners.append(
+            Listener(
+                svname=row["svname"],
+                status=row.get("status", ""),
+                scur=_int_or_none(row.get("scur") or 0) or 0,
+                qcur=_int_or_none(row.get("qcur") or 0) or 0,
+            )
+        )
+    if header is None:
+        raise ValueError("no CSV header in the stats")
+    return tuple(listeners)
+
+
+def _routable_names(app, resolve):
+    """{server name: task id} of the tasks marathon-lb routes to, and the count of unnamed ones."""
+    names, unnamed = {}, 0
+    for task in app.get("tasks") or []:
+        if not is_routable(app, task):
+            continue
+        name = task_server_name(app, task, resolve)
+        if name is None:
+            unnamed += 1
+        else:
+            names[name] = task["id"]
+    return names, unnamed
+
+
+@dataclasses.dataclass(frozen=True)
+class Drain:
+    """Whether old tasks can be killed now, and which."""
+
+    reason: str = None  # why not yet; None: the drained ones can go
+    draining: bool = False  # the reason is only HAProxy still draining sessions
+    lb_failed: bool = False  # the reason is a marathon-lb that did not answer
+    drained_ids: tuple = ()  # old tasks drained on every marathon-lb
+    maint_ids: tuple = ()  # old tasks in MAINT on every marathon-lb, drained or not
+
+
+def assess_drain(observation, plan, resolve):
+    """Check the marathon-lb instances against Marathon, as section 3 step 2 of the spec says."""
+    new_app, old_app = observation.new_app, observation.old_app
+    new_names, new_unnamed = _routable_names(new_app, resolve)
+    old_names, old_unnamed = _routable_names(old_app, resolve)
+    expected = set(new_names) | set(old_names)
+    lbs = observation.lbs
+    answered = all(lb.listeners is not None for lb in lbs)
+    maint = _on_every_lb(lbs, lambda listener: listener.maint) if answered else set()
+    maint_ids = tuple(sorted(old_names[name] for name in maint if name in old_names))
+
+    def blocked(reason, **flags):
+        return Drain(reason=reason, maint_ids=maint_ids, **flags)
+
+    for lb in lbs:
+        if lb.pids is None:
+            return blocked(f"marathon-lb {lb.url} did not answer ({lb.error})", lb_failed=True)
+        if lb.pids > RESTING_PID_COUNT:
+            return blocked(f"marathon-lb {lb.url} is reloading ({lb.pids} HAProxy PIDs)")
+        if lb.listeners is None:
+            return blocked(f"marathon-lb {lb.url} did not answer its stats ({lb.error})", lb_failed=True)
+    if new_unnamed or old_unnamed:
+        return blocked(f"{new_unnamed + old_unnamed} task(s) have no address to match in HAProxy")
+    wanted = new_app.get("instances", 0) + old_app.get("instances", 0)
+    if len(expected) != wanted:
+        return blocked(f"{len(expected)} of {wanted} instances running and healthy")
+    for lb in lbs:
+        seen = {listener.svname for listener in lb.listeners}
+        if seen != expected:
+            missing, stale = len(expected - seen), len(seen - expected)
+            return blocked(f"marathon-lb {lb.url} has not caught up ({missing} missing, {stale} stale)")
+    up = min(sum(1 for listener in lb.listeners if listener.up) for lb in lbs) if lbs else 0
+    if up < plan.target:
+        return blocked(f"{up} listener(s) UP, waiting for {plan.target}")
+    drained = _on_every_lb(lbs, lambda listener: listener.drained)
+    drained_ids = tuple(sorted(old_names[name] for name in drained if name in old_names))
+    healthy_new = len(new_names) if new_app.get("healthChecks") else new_app.get("instances", 0)
+    if not drained_ids and expected_draining(healthy_new, len(old_names), old_app.get("instances", 0), plan.target):
+        in_maint = len(set(old_names) & maint)
+        return blocked(f"waiting for HAProxy to drain ({in_maint} old listener(s) in MAINT)", draining=True)
+    return Drain(drained_ids=drained_ids, maint_ids=maint_ids)
+
+
+def _on_every_lb(lbs, predicate):
+    sets = [{listener.svname for listener in lb.listeners if predicate(listener)} for lb in lbs]
+    return set.intersection(*sets) if sets else set()
+
+
+def decide(observation, plan, resolve, waited_s, max_wait_s):
+    """The next step of a swap, from one observation of Marathon and every marathon-lb."""
+    new_app, old_app = observation.new_app, observation.old_app
+    if new_app.get("deployments"):
+        return Step(wait="the new app's Marathon deployment is in progress")
+    new_count, old_count = new_app.get("instances", 0), old_app.get("instances", 0)
+    if plan.hybrid_goal and new_count == plan.hybrid_goal and old_count == plan.old_target - plan.hybrid_goal:
+        return Step(done=True)
+    drain = assess_drain(observation, plan, resolve)
+    kill, forced = drain.drained_ids, False
+    if drain.reason is not None:
+        if waited_s < max_wait_s:
+            return Step(wait=drain.reason, draining=drain.draining, lb_failed=drain.lb_failed)
+        kill, forced = drain.maint_ids, True
+    old_ids = {task["id"] for task in old_app.get("tasks") or []}
+    if not plan.hybrid_goal and new_count == plan.target and len(kill) == old_count and old_ids <= set(kill):
+        return Step(delete_old=True, forced=forced)
+    scale_to = next_instances(new_count, old_count, plan) if new_count < plan.goal else None
+    if not kill and scale_to is None:
+        return Step(wait=drain.reason or "nothing to kill or scale yet", lb_failed=drain.lb_failed, forced=forced)
+    return Step(kill=tuple(kill), scale_to=scale_to, forced=forced)
+
+
+# ---------------------------------------------------------------------------
+# I/O: HTTP clients for Marathon and marathon-lb
+# ---------------------------------------------------------------------------
+
+
+def redact_url(url):
+    """The URL without any user:password part."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _describe(exc):
+    """A short cause for a transport error, without URLs or credentials."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "no answer within the request timeout"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS verification failed"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        text = str(exc)
+        if "Name or service not known" in text or "nodename nor servname" in text or "Temporary failure in name" in text:
+            return "host name does not resolve"
+        if "Connection refused" in text:
+            return "connection refused"
+        if "reset" in text.lower():
+            return "connection reset"
+        return "connection failed"
+    return type(exc).__name__
+
+
+def _nothing_sent(exc):
+    """Whether a failed request certainly never reached the server (safe to send again)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    return isinstance(exc, requests.exceptions.ConnectionError) and "Connection refused" in str(exc)
+
+
+class Deadline:
+    """The run's overall deadline on an injected monotonic clock."""
+
+    def __init__(self, clock, seconds):
+        self.clock = clock
+        self.ends_at = clock.monotonic() + seconds if seconds else None
+
+    def remaining(self):
+        return None if self.ends_at is None else self.ends_at - self.clock.monotonic()
+
+    def check(self, doing):
+        remaining = self.remaining()
+        if remaining is not None and remaining <= 0:
+            raise DeadlineExceeded(f"the --deadline passed while {doing}")
+
+    def bound(self, seconds):
+        remaining = self.remaining()
+        return seconds if remaining is None else max(0.0, min(seconds, remaining))
+
+
+class DcosAuth(requests.auth.AuthBase):
+    """DC/OS service-account login: one token, refreshed shortly before it expires."""
+
+    def __init__(self, credentials, verify, timeout_s, clock):
+        self.credentials = credentials
+        self.verify = verify
+        self.timeout_s = timeout_s
+        self.clock = clock
+        self.token = None
+        self.refresh_at = 0.0
+        self.session = requests.Session()
+
+    def __call__(self, request):
+        if self.token is None or self.clock.monotonic() >= self.refresh_at:
+            self.login()
+        request.headers["Authorization"] = f"token={self.token}"
+        return request
+
+    def login(self):
+        try:
+            import jwt
+        except ImportError:
+            raise InvalidArgs("DC/OS credentials need PyJWT: pip install 'zdd[dcos]'") from None
+        uid = self.credentials["uid"]
+        expires = int(time.time()) + 60
+        try:
+            signed = jwt.encode({"uid": uid, "exp": expires}, self.credentials["private_key"], algorithm="RS256")
+        except Exception as exc:  # PyJWT and cryptography raise several types for a bad key
+            raise InvalidArgs(f"the DC/OS private key cannot sign a login token ({type(exc).__name__})") from None
+        endpoint = self.credentials["login_endpoint"]
+        try:
+            response = self.session.post(
+                endpoint, json={"uid": uid, "token": signed, "exp": expires}, timeout=self.timeout_s, verify=self.verify
+            )
+        except requests.exceptions.RequestException as exc:
+            raise MarathonFailed(f"DC/OS login at {redact_url(endpoint)} failed: {_describe(exc)}") from None
+        if response.status_code != 200:
+            raise MarathonFailed(f"DC/OS login at {redact_url(endpoint)} failed: HTTP {response.status_code}")
+        try:
+            self.token = response.json()["token"]
+        except (ValueError, KeyError, TypeError):
+            raise MarathonFailed(f"DC/OS login at {redact_url(endpoint)} answered without a token") from None
+        self.refresh_at = self.clock.monotonic() + _token_lifetime_s(self.token) - DCOS_REFRESH_MARGIN_S
+
+
+def _token_lifetime_s(token):
+    """Seconds until an ACS token (a JWT) expires, read without verifying it."""
+    try:
+        import jwt
+
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return max(DCOS_REFRESH_MARGIN_S, float(claims["exp"]) - time.time())
+    except Exception:  # an opaque token: refresh it regularly
+        return DCOS_FALLBACK_TOKEN_LIFETIME_S + DCOS_REFRESH_MARGIN_S
+
+
+class HttpClient:
+    """One session to one kind of endpoint: timeouts on every call, retries only where safe."""
+
+    def __init__(self, session, timeout_s, deadline, clock, interrupts):
+        self.session = session
+        self.timeout_s = timeout_s
+        self.deadline = deadline
+        self.clock = clock
+        self.interrupts = interrupts
+
+    def request(self, method, url, *, json_body=None, attempts=1):
+        """Send one request, trying again only where that is safe.
+
+        A GET is tried up to ``attempts`` times after transport errors and
+        502/503/504. Any request is sent again after a refused connection or
+        a connect timeout (nothing reached the server); a write that may have
+        reached it is never repeated here: the caller re-reads the state.
+        """
+        for attempt in range(max(attempts, 2)):
+            last = attempt + 1 >= max(attempts, 2)
+            self.deadline.check(f"calling {redact_url(url)}")
+            timeout = self.deadline.bound(self.timeout_s) or 0.001
+            try:
+                response = self.session.request(method, url, json=json_body, timeout=timeout)
+            except requests.exceptions.RequestException as exc:
+                cause = _describe(exc)
+                retryable = _nothing_sent(exc) or (method == "GET" and attempt + 1 < attempts)
+                if retryable and not last:
+                    self._backoff(attempt, url, cause)
+                    continue
+                raise RequestFailed(f"{method} {redact_url(url)} failed: {cause}",
+                                    ambiguous=not _nothing_sent(exc)) from None
+            if method == "GET" and response.status_code in (502, 503, 504) and attempt + 1 < attempts:
+                self._backoff(attempt, url, f"HTTP {response.status_code}")
+                continue
+            return response
+        raise AssertionError("unreachable")
+
+    def _backoff(self, attempt, url, cause):
+        delay = RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)]
+        logger.warning("%s: %s; trying again in %.1f s", redact_url(url), cause, delay)
+        self.interrupts.sleep(self.deadline.bound(delay))
+
+
+class RequestFailed(Exception):
+    def __init__(self, message, ambiguous=False, status=None):
+        super().__init__(message)
+        self.ambiguous = ambiguous
+        self.status = status
+
+
+def _json_of(response, url):
+    try:
+        return response.json()
+    except ValueError:
+        raise MarathonFailed(f"{redact_url(url)} answered with something that is not JSON (is it Marathon?)") from None
+
+
+class MarathonClient:
+    def __init__(self, base_url, http):
+        self.base_url = base_url.rstrip("/")
+        self.http = http
+
+    def _url(self, path):
+        return self.base_url + path
+
+    def _get(self, path):
+        url = self._url(path)
+        try:
+            response = self.http.request("GET", url, attempts=GET_ATTEMPTS)
+        except RequestFailed as exc:
+            raise MarathonFailed(str(exc)) from None
+        if response.status_code != 200:
+            raise MarathonFailed(f"GET {redact_url(url)} answered HTTP {response.status_code}: {_message(response)}")
+        return _json_of(response, url)
+
+    def list_apps(self):
+        body = self._get("/v2/apps")
+        if not isinstance(body, dict) or not isinstance(body.get("apps"), list):
+            raise MarathonFailed(f"{redact_url(self._url('/v2/apps'))} did not answer a list of apps (is it Marathon?)")
+        return body["apps"]
+
+    def get_app(self, app_id, missing_ok=False):
+        url = self._url("/v2/apps" + app_id)
+        try:
+            response = self.http.request("GET", url, attempts=GET_ATTEMPTS)
+        except RequestFailed as exc:
+            raise MarathonFailed(str(exc)) from None
+        if response.status_code == 404 and missing_ok:
+            return None
+        if response.status_code != 200:
+            raise MarathonFailed(f"GET {redact_url(url)} answered HTTP {response.status_code}: {_message(response)}")
+        body = _json_of(response, url)
+        if not isinstance(body, dict) or not isinstance(body.get("app"), dict):
+            raise MarathonFailed(f"{redact_url(url)} did not answer an app")
+        return body["app"]
+
+    def write(self, method, path, body, failure):
+        """One write; raises ``Locked`` on 409 locked, ``failure`` otherwise, never repeats blindly."""
+        url = self._url(path)
+        try:
+            response = self.http.request(method, url, json_body=body)
+        except RequestFailed as exc:
+            raise failure(str(exc), hint="ambiguous" if exc.ambiguous else None) from None
+        if response.status_code == 409 and "locked" in _message(response).lower():
+            raise Locked(_message(response))
+        if response.status_code >= 400:
+            raise failure(f"{method} {redact_url(url)} answered HTTP {response.status_code}: {_message(response)}")
+        return response
+
+    def create_app(self, app):
+        return self.write("POST", "/v2/apps", app, CreateFailed)
+
+    def scale_app(self, app_id, instances):
+        return self.write("PUT", "/v2/apps" + app_id, {"instances": instances}, ScaleFailed)
+
+    def kill_tasks(self, task_ids):
+        return self.write("POST", "/v2/tasks/delete?scale=true", {"ids": list(task_ids)}, ScaleFailed)
+
+    def delete_app(self, app_id):
+        return self.write("DELETE", "/v2/apps" + app_id, None, DeleteFailed)
+
+
+def _message(response):
+    try:
+        body = response.json()
+        return str(body.get("message", body)) if isinstance(body, dict) else str(body)[:200]
+    except ValueError:
+        return response.text.strip().splitlines()[0][:200] if response.text.strip() else "(empty body)"
+
+
+def resolve_host(host):
+    """The first address of a host name (the IP itself for a literal), or None."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    try:
+        return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
+    except (OSError, IndexError, UnicodeError):
+        return None
+
+
+def lb_urls(given, resolve_all):
+    """The marathon-lb instances to poll.
+
+    One plain-HTTP URL with a host name stands for every address that name
+    resolves to (IPv4 and IPv6), as marathon-lb's zdd.py did; URLs named one
+    by one, and HTTPS ones, are polled as given so TLS checks the name.
+    """
+    if len(given) != 1:
+        return list(given)
+    url = given[0]
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname
+    try:
+        ipaddress.ip_address(host)
+        return [url]
+    except ValueError:
+        pass
+    if parts.scheme == "https":
+        return [url]
+    addresses = resolve_all(host)
+    if not addresses:
+        raise LbFailed(f"the marathon-lb host name {host} does not resolve")
+    port = f":{parts.port}" if parts.port else ""
+    urls = []
+    for address in addresses:
+        netloc = (f"[{address}]" if ":" in address else address) + port
+        urls.append(urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
+    return urls
+
+
+def resolve_all_addresses(host):
+    """Every IPv4 and IPv6 address of a host name, in the resolver's order, without repeats."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+class MarathonLbClient:
+    def __init__(self, urls, http, resolve_all=resolve_all_addresses):
+        self.given = tuple(urls)
+        self.http = http
+        self.resolve_all = resolve_all
+
+    def instances(self):
+        return lb_urls(self.given, self.resolve_all)
+
+    def observe(self, backend):
+        """One LbView per marathon-lb instance; a failing instance shows as such, it does not raise."""
+        try:
+            urls = self.instances()
+        except LbFailed as exc:
+            return (LbView(url=self.given[0], error=str(exc)),)
+        return tuple(self._observe_one(url.rstrip("/"), backend) for url in urls)
+
+    def _observe_one(self, url, backend):
+        try:
+            pids = self._get(url + PIDS_PATH)
+            pid_count = len(pids.split())
+            if pid_count > RESTING_PID_COUNT:
+                return LbView(url=url, pids=pid_count)
+            stats = self._get(url + STATS_PATH)
+            return LbView(url=url, pids=pid_count, listeners=parse_stats(stats, backend))
+        except (RequestFailed, ValueError) as exc:
+            return LbView(url=url, error=str(exc))
+
+    def _get(self, url):
+        response = self.http.request("GET", url)
+        if response.status_code != 200:
+            raise RequestFailed(f"GET {redact_url(url)} answered HTTP {response.status_code}")
+        return response.text
+
+
+# ---------------------------------------------------------------------------
+# The loop: observe, decide, act, wait
+# ---------------------------------------------------------------------------
+
+
+class Interrupts:
+    """SIGINT and SIGTERM set a flag; zdd stops at the next safe point."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.signum = None
+        self.previous = {}
+
+    def install(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.previous[signum] = signal.signal(signum, self._handle)
+
+    def uninstall(self):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def check(self):
+        if self.signum is not None:
+            raise Interrupted(self.signum)
+
+    def sleep(self, seconds):
+        """Sleep, waking early to stop when a signal came."""
+        end = self.clock.monotonic() + seconds
+        while True:
+            self.check()
+            left = end - self.clock.monotonic()
+            if left <= 0:
+                return
+            self.clock.sleep(min(SLEEP_SLICE_S, left))
+
+
+class Events:
+    """Progress as JSON Lines on stdout (--output json); nothing in text mode."""
+
+    def __init__(self, enabled, out, clock):
+        self.enabled = enabled
+        self.out = out
+        self.clock = clock
+        self.started = clock.monotonic()
+
+    def emit(self, event, **fields):
+        if not self.enabled:
+            return
+        record = {
+            "event": event,
+            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+            "elapsed_s": round(self.clock.monotonic() - self.started, 3),
+        }
+        record.update(fields)
+        self.out.write(json.dumps(record, sort_keys=True) + "\n")
+        self.out.flush()
+
+
+def summarise(app):
+    """'green 5/10' style: running-and-healthy tasks over instances."""
+    if app is None:
+        return "gone"
+    healthy = sum(1 for task in app.get("tasks") or [] if is_routable(app, task))
+    return f"{colour_of(app) or app.get('id')} {healthy}/{app.get('instances', 0)}"
+
+
+class Deployer:
+    """Runs one zdd invocation against Marathon and marathon-lb."""
+
+    def __init__(self, options, marathon, lbs, clock, ask, out, interrupts, deadline, events, resolve=resolve_host):
+        self.options = options
+        self.marathon = marathon
+        self.lbs = lbs
+        self.clock = clock
+        self.ask = ask
+        self.out = out
+        self.interrupts = interrupts
+        self.deadline = deadline
+        self.events = events
+        self.resolve = resolve
+        self.steps = 0
+        self.plan = None
+
+    # -- entry -------------------------------------------------------------
+
+    def run(self, app):
+        group = deployment_group(app)
+        apps = [a for a in self.marathon.list_apps() if deployment_group(a) == group]
+        if len(apps) > 1:
+            return self.resume(apps)
+        if self.options.complete_cur or self.options.complete_prev:
+            raise InvalidArgs(
+                "--complete-cur and --complete-prev need a hybrid group, but "
+                f"group {group} has {len(apps)} app(s)"
+            )
+        previous = apps[0] if apps else None
+        new_app = prepare_app(app, previous, self.options, self.clock.now())
+        self.print_definition(new_app)
+        if previous is not None:
+            self.plan = plan_swap(new_app, previous, self.options, hybrid=self.options.new_instances > 0)
+            self.log_plan(new_app, previous)
+        if self.options.dry_run:
+            return ExitCode.OK
+        self.confirm("Continue with deployment?")
+        self.create(new_app)
+        if previous is None:
+            logger.info("Created %s: the first deployment of group %s, nothing to swap", new_app["id"], group)
+            return ExitCode.OK
+        return self.swap()
+
+    def resume(self, apps):
+        options = self.options
+        if not (options.resume or options.complete_cur or options.complete_prev):
+            raise InvalidArgs(
+                f"an existing deployment is in progress in group {deployment_group(apps[0])} "
+                f"({', '.join(a['id'] for a in apps)})",
+                hint="run again with --resume to finish it, or --complete-cur / --complete-prev for a hybrid group",
+            )
+        newest, second = sort_deploys(apps)[-1], sort_deploys(apps)[-2]
+        if options.complete_prev:
+            new_app, old_app = second, newest
+            logger.info("Converging back to the previous colour %s; %s will be removed", colour_of(new_app), old_app["id"])
+        else:
+            new_app, old_app = newest, second
+            logger.info("Resuming: %s is the new app, %s the old one", new_app["id"], old_app["id"])
+        hybrid = hybrid_goal_of(new_app) > 0 and not (options.complete_cur or options.complete_prev)
+        self.plan = plan_swap(new_app, old_app, options, hybrid=hybrid)
+        self.print_definition(new_app)
+        self.log_plan(new_app, old_app)
+        if options.dry_run:
+            return ExitCode.OK
+        return self.swap()
+
+    # -- output ------------------------------------------------------------
+
+    def print_definition(self, app):
+        logger.info("Final app definition:")
+        if self.events.enabled:
+            self.events.emit("app_prepared", app=app)
+        else:
+            self.out.write(json.dumps(app, sort_keys=True, indent=2) + "\n")
+            self.out.flush()
+
+    def log_plan(self, new_app, old_app):
+        """The scale schedule this run will follow if every step converges."""
+        plan = self.plan
+        news, olds = scale_schedule(plan, new_app.get("instances", 0), old_app.get("instances", 0))
+        new_colour, old_colour = colour_of(new_app) or new_app["id"], colour_of(old_app) or old_app["id"]
+        summary = (f"{new_colour} {' -> '.join(map(str, news))}, {old_colour} {' -> '.join(map(str, olds))}"
+                   + (" (hybrid: both kept)" if plan.hybrid_goal else f" (then {old_app['id']} is deleted)"))
+        logger.info("plan: %s", summary)
+        self.events.emit("plan", new_app=new_app["id"], old_app=old_app["id"], target=plan.target,
+                         hybrid_goal=plan.hybrid_goal, new_schedule=news, old_schedule=olds, summary=summary)
+
+    def confirm(self, question):
+        if self.options.force:
+            return
+        if not self.ask(question):
+            raise Declined("the operator answered no")
+
+    # -- writes ------------------------------------------------------------
+
+    def create(self, app):
+        while True:
+            try:
+                self.marathon.create_app(app)
+                break
+            except Locked as exc:
+                self.wait_locked(f"creating {app['id']}", exc)
+            except CreateFailed as exc:
+                if exc.hint == "ambiguous" and self.marathon.get_app(app["id"], missing_ok=True) is not None:
+                    logger.warning("%s; Marathon has the app now, carrying on", exc)
+                    break
+                raise
+        self.events.emit("created", app=app["id"], instances=app.get("instances"))
+        logger.info("Created %s with %s instance(s)", app["id"], app.get("instances"))
+
+    def wait_locked(self, doing, exc):
+        logger.info("Marathon is busy (%s) while %s; waiting %s s", exc, doing, self.options.step_delay)
+        self.events.emit("waiting", reason=f"app locked by a deployment while {doing}")
+        self.sleep(self.options.step_delay)
+
+    def sleep(self, seconds):
+        self.deadline.check("waiting")
+        self.interrupts.sleep(self.deadline.bound(seconds))
+        self.deadline.check("waiting")
+
+    # -- the swap ----------------------------------------------------------
+
+    def observe(self):
+        plan = self.plan
+        new_app = self.marathon.get_app(plan.new_id, missing_ok=True)
+        if new_app is None:
+            raise MarathonFailed(f"the new app {plan.new_id} disappeared from Marathon")
+        old_app = self.marathon.get_app(plan.old_id, missing_ok=True)
+        if old_app is None:
+            old_app = {"id": plan.old_id, "instances": 0, "tasks": [], "labels": {}}
+        if new_app.get("deployments"):
+            return Observation(new_app, old_app)
+        port = (new_app.get("labels") or {}).get(LABEL_PORT) or service_port(new_app)
+        backend = backend_name(deployment_group(new_app), port)
+        return Observation(new_app, old_app, self.lbs.observe(backend))
+
+    def swap(self):
+        stall = StallWatch(self.clock, self.options.stall_timeout)
+        waiting_since = None  # when this step started waiting for marathon-lb
+        ambiguous_writes = 0
+        while True:
+            self.interrupts.check()
+            self.deadline.check("deploying")
+            observation = self.observe()
+            now = self.clock.monotonic()
+            if observation.new_app.get("deployments"):
+                waiting_since = None
+            elif waiting_since is None:
+                waiting_since = now
+            waited_s = 0.0 if waiting_since is None else now - waiting_since
+            step = decide(observation, self.plan, self.resolve, waited_s, self.options.max_wait)
+            self.report(observation, step, waited_s)
+            stall.observe(observation, step)
+            if step.forced:
+                logger.warning("--max-wait (%g s) passed: going on with the old tasks in MAINT, drained or not",
+                               self.options.max_wait)
+                waiting_since = None
+            if step.wait:
+                self.sleep(self.options.step_delay)
+                continue
+            if step.done:
+                logger.info("Hybrid deployment in place: new %s, old %s", summarise(observation.new_app),
+                            summarise(observation.old_app))
+                return ExitCode.OK
+            try:
+                if step.delete_old:
+                    return self.delete_old(observation.old_app)
+                self.act(observation, step)
+                ambiguous_writes = 0
+            except Locked as exc:
+                self.wait_locked("changing instances", exc)
+            except ScaleFailed as exc:
+                if exc.hint != "ambiguous" or ambiguous_writes >= AMBIGUOUS_WRITES_TOLERATED:
+                    raise
+                ambiguous_writes += 1
+                logger.warning("%s; reading Marathon again before deciding", exc)
+            waiting_since = None
+            self.steps += 1
+
+    def act(self, observation, step):
+        new_app, old_app = observation.new_app, observation.old_app
+        if step.kill:
+            self.run_hook(old_app, step.kill, new_app)
+            logger.info("Killing %d drained old task(s) of %s:\n  - %s", len(step.kill), old_app["id"],
+                        "\n  - ".join(step.kill))
+            self.confirm("Continue?")
+            self.interrupts.check()
+            self.marathon.kill_tasks(step.kill)
+            self.events.emit("killed", app=old_app["id"], tasks=list(step.kill), forced=step.forced)
+        if step.scale_to is not None:
+            logger.info("Scaling %s up to %d instance(s)", new_app["id"], step.scale_to)
+            self.marathon.scale_app(new_app["id"], step.scale_to)
+            self.events.emit("scaled", app=new_app["id"], instances=step.scale_to)
+
+    def delete_old(self, old_app):
+        logger.info("About to delete the old app %s", old_app["id"])
+        self.confirm("Continue?")
+        try:
+            self.marathon.delete_app(old_app["id"])
+        except DeleteFailed as exc:
+            if exc.hint != "ambiguous" or self.marathon.get_app(old_app["id"], missing_ok=True) is not None:
+                raise
+        self.events.emit("deleted", app=old_app["id"])
+        logger.info("Deleted %s: the deployment is complete", old_app["id"])
+        return ExitCode.OK
+
+    def run_hook(self, old_app, task_ids, new_app):
+        hook = self.options.pre_kill_hook
+        if not hook:
+            return
+        logger.info("Calling the pre-kill hook %s", hook)
+        argv = [hook, json.dumps(old_app), json.dumps(list(task_ids)), json.dumps(new_app)]
+        try:
+            result = subprocess.run(argv, timeout=self.deadline.bound(HOOK_TIMEOUT_S), check=False)
+        except subprocess.TimeoutExpired:
+            raise HookRefused(f"the pre-kill hook {hook} did not finish in time") from None
+        except OSError as exc:
+            raise HookRefused(f"the pre-kill hook {hook} could not run: {exc.strerror}") from None
+        if result.returncode != 0:
+            raise HookRefused(f"the pre-kill hook {hook} exited with {result.returncode}: not killing any task")
+
+    def report(self, observation, step, waited_s):
+        """One progress line per poll, and a poll event."""
+        new_app, old_app = observation.new_app, observation.old_app
+        maint = max((_lb_counts(lb).get("maint", 0) for lb in observation.lbs), default=0)
+        doing = f"waiting: {step.wait} ({waited_s:.0f} s)" if step.wait else _describe_step(step)
+        logger.info("step %d: %s up, %s %d draining %d, %s", self.steps + 1, summarise(new_app),
+                    colour_of(old_app) or old_app["id"], old_app.get("instances", 0), maint, doing)
+        self.events.emit(
+            "poll", step=self.steps + 1, new_app=new_app["id"], new_instances=new_app.get("instances", 0),
+            old_app=old_app["id"], old_instances=old_app.get("instances", 0), waiting=step.wait,
+            lbs=[_lb_counts(lb) for lb in observation.lbs],
+        )
+
+
+def _describe_step(step):
+    if step.done:
+        return "hybrid deployment in place"
+    if step.delete_old:
+        return "deleting the old app"
+    parts = []
+    if step.kill:
+        parts.append(f"killing {len(step.kill)}")
+    if step.scale_to is not None:
+        parts.append(f"scaling to {step.scale_to}")
+    return ", ".join(parts)
+
+
+def _lb_counts(lb):
+    if lb.listeners is None:
+        return {"url": lb.url, "pids": lb.pids, "error": lb.error}
+    return {
+        "url": lb.url,
+        "pids": lb.pids,
+        "up": sum(1 for listener in lb.listeners if listener.up),
+        "maint": sum(1 for listener in lb.listeners if listener.maint),
+        "drained": sum(1 for listener in lb.listeners if listener.drained),
+    }
+
+
+class StallWatch:
+    """Stops a swap that makes no progress for --stall-timeout seconds.
+
+    Waiting for HAProxy to drain sessions does not count: --max-wait bounds it.
+    """
+
+    def __init__(self, clock, timeout_s):
+        self.clock = clock
+        self.timeout_s = timeout_s
+        self.signature = None
+        self.since = clock.monotonic()
+
+    def observe(self, observation, step):
+        new_app, old_app = observation.new_app, observation.old_app
+        healthy = sum(1 for task in new_app.get("tasks") or [] if is_routable(new_app, task))
+        signature = (new_app.get("instances"), old_app.get("instances"), healthy, len(old_app.get("tasks") or []))
+        now = self.clock.monotonic()
+        if signature != self.signature or not step.wait or step.draining:
+            self.signature, self.since = signature, now
+            return
+        if not self.timeout_s or now - self.since < self.timeout_s:
+            return
+        message = (f"no progress for {self.timeout_s:g} s: {step.wait} "
+                   f"(new {summarise(new_app)}, old {summarise(old_app)} running and healthy)")
+        raise LbFailed(message) if step.lb_failed else Stalled(message)
+
+
+# ---------------------------------------------------------------------------
+# The command line
+# ---------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see zdd --help)")
+
+
+def _non_negative(kind):
+    def convert(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < 0 or (isinstance(value, float) and math.isnan(value)):
+            raise argparse.ArgumentTypeError(f"{text!r} is negative")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def _log_level(text):
+    level = text.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+ENV_PREFIX = "ZDD_"
+
+
+def build_parser():
+    parser = _Parser(
+        prog="zdd",
+        description="Zero-downtime blue/green deployment of a Marathon app behind marathon-lb.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Every option can also be set in an environment variable ZDD_<OPTION> "
+        "(e.g. ZDD_MARATHON, ZDD_MARATHON_LB, ZDD_STEP_DELAY); flags win.",
+    )
+    add = parser.add_argument
+    add("--longhelp", action="store_true", help="print how zdd works and exit")
+    add("--version", action="version", version=f"zdd {__version__}")
+    add("--marathon", "-m", help="[required] Marathon URL, e.g. http://marathon.mesos:8080")
+    add("--marathon-lb", "-l", action="append",
+        help="[required] marathon-lb stats URL, e.g. http://marathon-lb.marathon.mesos:9090; "
+        "repeat it or separate with commas to name each instance")
+    add("--json", "-j", help="[required] the app JSON file")
+    add("--dry-run", "-d", action="store_true", help="print the final app definition and the plan, write nothing")
+    add("--force", "-f", action="store_true", help="do not prompt")
+    add("--step-delay", "-s", type=_non_negative(float), default=DEFAULT_STEP_DELAY_S,
+        help="seconds between polls while waiting")
+    add("--initial-instances", "-i", type=_non_negative(int), default=1,
+        help="first instance count of the new app (capped at the target)")
+    add("--linear-increase", type=_non_negative(int), default=0,
+        help="scale the new app up by this many instances per step (0: by half again)")
+    add("--resume", "-r", action="store_true", help="resume a deployment that stopped halfway")
+    add("--max-wait", "-w", type=_non_negative(float), default=DEFAULT_MAX_WAIT_S,
+        help="seconds to wait for HAProxy to drain old tasks in each step")
+    add("--new-instances", "-n", type=_non_negative(int), default=0,
+        help="hybrid: number of new instances to end with, next to the old ones")
+    add("--complete-cur", "-c", action="store_true", help="hybrid: converge to the current (new) app")
+    add("--complete-prev", "-p", action="store_true", help="hybrid: converge back to the previous (old) app")
+    add("--pre-kill-hook", help="executable run before each kill with 3 JSON arguments: the old app, "
+        "the task ids to kill, the new app; a non-zero exit stops the deployment")
+    add("--syslog-socket", default=DEFAULT_SYSLOG_SOCKET, help="syslog socket; /dev/null disables syslog")
+    add("--log-format", default=DEFAULT_LOG_FORMAT, help="log line format")
+    add("--log-level", type=_log_level, default="DEBUG", help="log level")
+    add("--marathon-auth-credential-file", help="file holding user:password for Marathon")
+    add("--auth-credentials", help="user:password for Marathon (prefer ZDD_AUTH_CREDENTIALS or the file)")
+    add("--dcos-auth-credentials",
+        help="DC/OS service-account JSON {uid, private_key, login_endpoint}; "
+        "$DCOS_SERVICE_ACCOUNT_CREDENTIAL when not given")
+    add("--marathon-ca-cert", help="CA bundle for HTTPS to Marathon and the DC/OS login")
+    add("--format-json", help="JSON file of variables substituted as {name} into the app JSON")
+    add("--request-timeout", type=_non_negative(float), default=DEFAULT_REQUEST_TIMEOUT_S,
+        help="seconds to wait for any one HTTP answer")
+    add("--deadline", type=_non_negative(float), default=DEFAULT_DEADLINE_S,
+        help="seconds the whole run may take (0: no deadline)")
+    add("--stall-timeout", type=_non_negative(float), default=DEFAULT_STALL_TIMEOUT_S,
+        help="stop when the deployment makes no progress for this many seconds (0: never)")
+    add("--output", choices=("text", "json"), default="text",
+        help="json: JSON Lines events on stdout instead of the app definition")
+    add("--on-failure", choices=("stop", "rollback"), default="stop",
+        help="what to do when a deployment fails after the new app exists")
+    return parser
+
+
+def _environment_values(parser, environ):
+    """Option values from ZDD_* variables, converted as their flags would be.
+
+    They are set on the namespace before parsing, so a flag given on the
+    command line replaces them, and --help never shows them (they may be
+    secrets).
+    """
+    values = {}
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "version", "longhelp"):
+            continue
+        variable = ENV_PREFIX + action.dest.upper()
+        text = environ.get(variable)
+        if text is None:
+            continue
+        if action.nargs == 0:
+            values[action.dest] = text.strip().lower() in ("1", "true", "yes", "on")
+            continue
+        try:
+            value = action.type(text) if action.type else text
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            raise UsageError(f"{variable}: {exc}") from None
+        if action.choices and value not in action.choices:
+            raise UsageError(f"{variable} must be one of {', '.join(action.choices)}")
+        # an appending flag would add to the variable's value: keep it aside
+        values["env_" + action.dest if isinstance(action, argparse._AppendAction) else action.dest] = value
+    return values
+
+
+def _check_url(url, what):
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidArgs(f"{what} must be an http:// or https:// URL with a host, not {redact_url(url)!r}")
+    try:
+        parts.port
+    except ValueError:
+        raise InvalidArgs(f"{what} has an invalid port: {redact_url(url)!r}") from None
+    return url
+
+
+def _split_credentials(text, source):
+    user, sep, password = text.strip("\n").partition(":")
+    if not sep or not user:
+        raise InvalidArgs(f"{source} must have the form user:password")
+    return user, password
+
+
+def _read_text(path, what, error=InvalidArgs):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise error(f"{what} {path} is not UTF-8 text") from None
+
+
+def _dcos_credentials(text):
+    try:
+        credentials = json.loads(text)
+    except ValueError:
+        raise InvalidArgs("the DC/OS credentials are not valid JSON") from None
+    if not isinstance(credentials, dict) or not all(
+        isinstance(credentials.get(key), str) and credentials.get(key) for key in ("uid", "private_key", "login_endpoint")
+    ):
+        raise InvalidArgs("the DC/OS credentials must be a JSON object with uid, private_key and login_endpoint")
+    _check_url(credentials["login_endpoint"], "the DC/OS login_endpoint")
+    return credentials
+
+
+def parse_options(argv, environ=None):
+    """Options from the command line and the environment; ``None`` after --longhelp."""
+    environ = os.environ if environ is None else environ
+    parser = build_parser()
+    args = parser.parse_args(argv, argparse.Namespace(**_environment_values(parser, environ)))
+    if args.marathon_lb is None and getattr(args, "env_marathon_lb", None):
+        args.marathon_lb = [args.env_marathon_lb]
+    args.dcos_auth_credentials = args.dcos_auth_credentials or environ.get("DCOS_SERVICE_ACCOUNT_CREDENTIAL")
+    if args.longhelp:
+        return None
+    for name in ("marathon", "marathon_lb", "json"):
+        if not getattr(args, name):
+            raise UsageError(f"argument --{name.replace('_', '-')} is required (see zdd --help)")
+    if args.complete_cur and args.complete_prev:
+        raise InvalidArgs("--complete-cur and --complete-prev cannot be used together")
+    marathon = _check_url(args.marathon, "--marathon")
+    lb = tuple(url.strip() for item in args.marathon_lb for url in item.split(",") if url.strip())
+    if not lb:
+        raise InvalidArgs("--marathon-lb names no URL")
+    for url in lb:
+        _check_url(url, "--marathon-lb")
+    auth = None
+    if args.auth_credentials:
+        auth = _split_credentials(args.auth_credentials, "--auth-credentials")
+    elif args.marathon_auth_credential_file:
+        text = _read_text(args.marathon_auth_credential_file, "the credential file")
+        auth = _split_credentials(text.strip(), "the credential file")
+    dcos = _dcos_credentials(args.dcos_auth_credentials) if args.dcos_auth_credentials else None
+    if args.pre_kill_hook and not (os.path.isfile(args.pre_kill_hook) and os.access(args.pre_kill_hook, os.X_OK)):
+        raise InvalidArgs(f"the pre-kill hook {args.pre_kill_hook} is not an executable file")
+    if args.marathon_ca_cert and not os.path.isfile(args.marathon_ca_cert):
+        raise InvalidArgs(f"the CA bundle {args.marathon_ca_cert} does not exist")
+    values = {field.name: getattr(args, field.name) for field in dataclasses.fields(Options) if hasattr(args, field.name)}
+    values.update(marathon=marathon, marathon_lb=lb, auth=auth, dcos_credentials=dcos, argv=tuple(argv))
+    return Options(**values)
+
+
+def load_app(options):
+    """The app JSON, with --format-json variables substituted, validated."""
+    text = _read_text(options.json, "the app JSON", error=BadApp)
+    if options.format_json:
+        try:
+            variables = json.loads(_read_text(options.format_json, "the --format-json variables"))
+        except ValueError:
+            variables = None
+        if not isinstance(variables, dict):
+            raise InvalidArgs("the --format-json file must hold a JSON object of variables")
+        text = format_app_text(text, variables)
+    app = parse_app(text)
+    validate_app(app)
+    return app
+
+
+def setup_logging(options, stream):
+    logger.handlers.clear()
+    logger.setLevel(options.log_level)
+    logger.propagate = False
+    formatter = logging.Formatter(options.log_format)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    logger.addHandler(handler)
+    socket_path = options.syslog_socket
+    if socket_path and socket_path != "/dev/null":
+        if not os.path.exists(socket_path):
+            logger.warning("syslog socket %s does not exist; logging to stderr only", socket_path)
+            return
+        try:
+            syslog = logging.handlers.SysLogHandler(address=socket_path)
+        except OSError as exc:
+            logger.warning("cannot use syslog socket %s (%s); logging to stderr only", socket_path, exc.strerror)
+            return
+        syslog.setFormatter(formatter)
+        logger.addHandler(syslog)
+
+
+def resume_command(argv):
+    """The command that finishes this deployment, with secrets left out."""
+    words, skip = ["zdd"], False
+    for word in argv:
+        if skip:
+            words.append("'***'")
+            skip = False
+            continue
+        if word in SECRET_FLAGS:
+            words.append(word)
+            skip = True
+            continue
+        if any(word.startswith(flag + "=") for flag in SECRET_FLAGS):
+            words.append(word.split("=", 1)[0] + "='***'")
+            continue
+        if word in ("--dry-run", "-d", "--resume", "-r"):
+            continue
+        words.append(shlex.quote(word))
+    return " ".join(words + ["--resume"])
+
+
+def _terminal_ask(question):
+    sys.stderr.write(question + " [Y/n] ")
+    sys.stderr.flush()
+    while True:
+        answer = sys.stdin.readline()
+        if not answer:
+            return False
+        answer = answer.strip().lower()
+        if answer in ("", "y", "ye", "yes"):
+            return True
+        if answer in ("n", "no"):
+            return False
+        sys.stderr.write("Please answer yes or no: ")
+        sys.stderr.flush()
+
+
+def make_session(options, clock):
+    session = requests.Session()
+    session.verify = options.marathon_ca_cert or True
+    session.headers["User-Agent"] = f"zdd/{__version__}"
+    session.trust_env = True
+    if options.auth:
+        session.auth = options.auth
+    elif options.dcos_credentials:
+        session.auth = DcosAuth(options.dcos_credentials, session.verify, options.request_timeout, clock)
+    return session
+
+
+def main(argv=None, *, clock=None, ask=None, stdout=None, stderr=None, environ=None):
+    """Run zdd; returns the exit code. Tests pass a fake clock and an answer for prompts."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    clock = clock or SystemClock()
+    try:
+        options = parse_options(argv, environ)
+    except ZddError as exc:
+        stderr.write(f"zdd: error: {exc}\n")
+        return exc.exit_code
+    if options is None:
+        stdout.write(__doc__)
+        return ExitCode.OK
+    setup_logging(options, stderr)
+    interrupts = Interrupts(clock)
+    deadline = Deadline(clock, options.deadline)
+    events = Events(options.output == "json", stdout, clock)
+    deployer = None
+    installed = False
+    try:
+        if ask is None:
+            if not options.force and not options.dry_run and not sys.stdin.isatty():
+                raise InvalidArgs("zdd would prompt for confirmation, but standard input is not a terminal: pass --force")
+            ask = _terminal_ask
+        app = load_app(options)
+        events.emit("start", version=__version__, app=app["id"], group=deployment_group(app),
+                    dry_run=options.dry_run)
+        if threading.current_thread() is threading.main_thread():
+            interrupts.install()
+            installed = True
+        marathon_http = HttpClient(make_session(options, clock), options.request_timeout, deadline, clock, interrupts)
+        lb_session = requests.Session()
+        lb_session.headers["User-Agent"] = f"zdd/{__version__}"
+        lb_http = HttpClient(lb_session, options.request_timeout, deadline, clock, interrupts)
+        deployer = Deployer(options, MarathonClient(options.marathon, marathon_http),
+                            MarathonLbClient(options.marathon_lb, lb_http), clock, ask, stdout, interrupts,
+                            deadline, events)
+        code = deployer.run(app)
+    except ZddError as exc:
+        code = exc.exit_code
+        _report_failure(exc, deployer, options, stderr)
+    except Exception:  # an unexpected failure: the traceback, once
+        logger.exception("unexpected error")
+        code = ExitCode.INTERNAL
+    finally:
+        if installed:
+            interrupts.uninstall()
+    events.emit("finished", result="ok" if code == ExitCode.OK else "failed", exit_code=int(code),
+                steps=deployer.steps if deployer else 0)
+    return int(code)
+
+
+def _report_failure(exc, deployer, options, stderr):
+    logger.error("%s", exc)
+    hint = exc.hint if exc.hint not in (None, "ambiguous") else None
+    if hint:
+        logger.error("hint: %s", hint)
+    swapping = deployer is not None and deployer.plan is not None and not options.dry_run
+    if swapping and not isinstance(exc, (InvalidArgs, BadApp, Declined)):
+        plan = deployer.plan
+        state = []
+        for app_id in (plan.new_id, plan.old_id):
+            try:
+                state.append(f"{app_id}: {summarise(deployer.marathon.get_app(app_id, missing_ok=True))}")
+            except ZddError:
+                state.append(f"{app_id}: unknown (Marathon did not answer)")
+        logger.error("state: %s", "; ".join(state))
+        logger.error("to finish: %s", resume_command(options.argv))
+        logger.error("to go back: %s", resume_command(options.argv).replace("--resume", "--complete-prev"))
+    deployer and deployer.events.emit("error", message=str(exc), exit_code=int(exc.exit_code))
+
+
+class SystemClock:
+    def monotonic(self):
+        return time.monotonic()
+
+    def sleep(self, seconds):
+        time.sleep(seconds)
+
+    def now(self):
+        return datetime.datetime.now()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
