@@ -1038,6 +1038,14 @@ class MarathonLbClient:
     def instances(self):
         return lb_urls(self.given, self.resolve_all)
 
+    def preflight(self):
+        """Check, before anything is written, that every marathon-lb answers."""
+        for url in self.instances():
+            try:
+                self._get(url.rstrip("/") + PIDS_PATH, attempts=GET_ATTEMPTS)
+            except RequestFailed as exc:
+                raise LbFailed(f"marathon-lb does not answer: {exc}") from None
+
     def observe(self, backend):
         """One LbView per marathon-lb instance; a failing instance shows as such, it does not raise."""
         try:
@@ -1057,8 +1065,8 @@ class MarathonLbClient:
         except (RequestFailed, ValueError) as exc:
             return LbView(url=url, error=str(exc))
 
-    def _get(self, url):
-        response = self.http.request("GET", url)
+    def _get(self, url, attempts=1):
+        response = self.http.request("GET", url, attempts=attempts)
         if response.status_code != 200:
             raise RequestFailed(f"GET {redact_url(url)} answered HTTP {response.status_code}")
         return response.text
@@ -1170,6 +1178,8 @@ class Deployer:
             self.log_plan(new_app, previous)
         if self.options.dry_run:
             return ExitCode.OK
+        if previous is not None:
+            self.lbs.preflight()
         self.confirm("Continue with deployment?")
         self.create(new_app)
         if previous is None:
@@ -1198,6 +1208,7 @@ class Deployer:
         self.log_plan(new_app, old_app)
         if options.dry_run:
             return ExitCode.OK
+        self.lbs.preflight()
         return self.swap()
 
     # -- output ------------------------------------------------------------
