@@ -181,6 +181,10 @@ class HookRefused(ZddError):
     exit_code = ExitCode.HOOK_REFUSED
 
 
+class RolledBack(ZddError):
+    exit_code = ExitCode.ROLLED_BACK
+
+
 class RollbackFailed(ZddError):
     exit_code = ExitCode.ROLLBACK_FAILED
 
@@ -669,13 +673,9 @@ def assess_drain(observation, plan, resolve):
     def blocked(reason, **flags):
         return Drain(reason=reason, maint_ids=maint_ids, **flags)
 
-    for lb in lbs:
-        if lb.pids is None:
-            return blocked(f"marathon-lb {lb.url} did not answer ({lb.error})", lb_failed=True)
-        if lb.pids > RESTING_PID_COUNT:
-            return blocked(f"marathon-lb {lb.url} is reloading ({lb.pids} HAProxy PIDs)")
-        if lb.listeners is None:
-            return blocked(f"marathon-lb {lb.url} did not answer its stats ({lb.error})", lb_failed=True)
+    problem = _lb_problem(lbs)
+    if problem is not None:
+        return blocked(problem[0], lb_failed=problem[1])
     if new_unnamed or old_unnamed:
         return blocked(f"{new_unnamed + old_unnamed} task(s) have no address to match in HAProxy")
     wanted = new_app.get("instances", 0) + old_app.get("instances", 0)
@@ -696,6 +696,49 @@ def assess_drain(observation, plan, resolve):
         in_maint = len(set(old_names) & maint)
         return blocked(f"waiting for HAProxy to drain ({in_maint} old listener(s) in MAINT)", draining=True)
     return Drain(drained_ids=drained_ids, maint_ids=maint_ids)
+
+
+def _lb_problem(lbs):
+    """Why the marathon-lb views cannot be trusted now, as (reason, {"lb_failed": ...}), or None."""
+    for lb in lbs:
+        if lb.pids is None:
+            return f"marathon-lb {lb.url} did not answer ({lb.error})", True
+        if lb.pids > RESTING_PID_COUNT:
+            return f"marathon-lb {lb.url} is reloading ({lb.pids} HAProxy PIDs)", False
+        if lb.listeners is None:
+            return f"marathon-lb {lb.url} did not answer its stats ({lb.error})", True
+    return None
+
+
+def assess_restore(observation, target, resolve):
+    """During a rollback: why the failed app cannot be deleted yet, as (reason, draining), or (None, False).
+
+    ``observation.new_app`` is the app being restored, ``old_app`` the failed
+    one. The restored app must run ``target`` healthy tasks that every
+    marathon-lb lists. Tasks of the failed app that marathon-lb is draining
+    must be drained first; the others are either not routed at all (never
+    healthy) or routed as marathon-lb's "new" app, which only the delete ends
+    (HAProxy redispatches their requests once they stop).
+    """
+    restored_app, failed_app = observation.new_app, observation.old_app
+    if restored_app.get("deployments"):
+        return "the restored app's Marathon deployment is in progress", False
+    problem = _lb_problem(observation.lbs)
+    if problem is not None:
+        return problem[0], False
+    restored, _ = _routable_names(restored_app, resolve)
+    if len(restored) < target:
+        return f"{len(restored)} of {target} restored instances running and healthy", False
+    for lb in observation.lbs:
+        if not set(restored) <= {listener.svname for listener in lb.listeners}:
+            return f"marathon-lb {lb.url} does not list every restored task yet", False
+    failed, _ = _routable_names(failed_app, resolve)
+    in_maint = {listener.svname for lb in observation.lbs for listener in lb.listeners if listener.maint}
+    drained = _on_every_lb(observation.lbs, lambda listener: listener.drained)
+    draining = (set(failed) & in_maint) - drained
+    if draining:
+        return f"waiting for HAProxy to drain {len(draining)} task(s) of the failed app", True
+    return None, False
 
 
 def _on_every_lb(lbs, predicate):
@@ -1141,6 +1184,9 @@ def summarise(app):
     return f"{colour_of(app) or app.get('id')} {healthy}/{app.get('instances', 0)}"
 
 
+ROLLBACK_CAUSES = (DeadlineExceeded, Stalled, HookRefused, ScaleFailed)
+
+
 class Deployer:
     """Runs one zdd invocation against Marathon and marathon-lb."""
 
@@ -1157,6 +1203,10 @@ class Deployer:
         self.resolve = resolve
         self.steps = 0
         self.plan = None
+        self.final_deadline = deadline
+        if options.on_failure == "rollback" and options.deadline:
+            # keep a third of the deadline for the way back
+            self.deadline = Deadline(clock, options.deadline * 2 / 3)
 
     # -- entry -------------------------------------------------------------
 
@@ -1185,7 +1235,7 @@ class Deployer:
         if previous is None:
             logger.info("Created %s: the first deployment of group %s, nothing to swap", new_app["id"], group)
             return ExitCode.OK
-        return self.swap()
+        return self.deploy()
 
     def resume(self, apps):
         options = self.options
@@ -1209,7 +1259,7 @@ class Deployer:
         if options.dry_run:
             return ExitCode.OK
         self.lbs.preflight()
-        return self.swap()
+        return self.deploy()
 
     # -- output ------------------------------------------------------------
 
@@ -1267,6 +1317,67 @@ class Deployer:
 
     # -- the swap ----------------------------------------------------------
 
+    def deploy(self):
+        """The swap; when it fails and --on-failure is rollback, the way back."""
+        try:
+            return self.swap()
+        except ROLLBACK_CAUSES as failure:
+            if self.options.on_failure != "rollback":
+                raise
+            return self.rollback(failure)
+
+    def rollback(self, failure):
+        """Restore the old app to the target, then drain and delete the new one."""
+        plan = self.plan
+        logger.error("%s", failure)
+        logger.warning("Rolling back: restoring %s to %d instance(s), then deleting %s", plan.old_id, plan.target,
+                       plan.new_id)
+        self.events.emit("rollback", reason=str(failure), restore=plan.old_id, remove=plan.new_id,
+                         target=plan.target)
+        self.deadline = self.final_deadline
+        started = self.clock.monotonic()
+        waiting_since = None
+        try:
+            while True:
+                self.interrupts.check()
+                self.deadline.check("rolling back")
+                restored = self.marathon.get_app(plan.old_id, missing_ok=True)
+                if restored is None:
+                    raise MarathonFailed(f"{plan.old_id} is gone: there is nothing to roll back to")
+                failed = self.marathon.get_app(plan.new_id, missing_ok=True)
+                if restored.get("instances", 0) < plan.target:
+                    logger.info("Scaling %s back to %d instance(s)", plan.old_id, plan.target)
+                    try:
+                        self.marathon.scale_app(plan.old_id, plan.target)
+                        self.events.emit("scaled", app=plan.old_id, instances=plan.target)
+                    except Locked as exc:
+                        self.wait_locked("restoring the old app", exc)
+                    continue
+                if failed is None:
+                    break
+                lbs = () if restored.get("deployments") else self.lbs.observe(self.backend(restored))
+                reason, draining = assess_restore(Observation(restored, failed, lbs), plan.target, self.resolve)
+                now = self.clock.monotonic()
+                waiting_since = waiting_since if draining and waiting_since is not None else now
+                if reason is None or draining and now - waiting_since >= self.options.max_wait:
+                    if reason:
+                        logger.warning("--max-wait passed: deleting %s while HAProxy still drains it", plan.new_id)
+                    self.delete_app(plan.new_id)
+                    break
+                if self.options.stall_timeout and now - started >= self.options.stall_timeout + self.options.max_wait:
+                    raise Stalled(f"the rollback made no progress: {reason}")
+                logger.info("rollback: %s up, waiting: %s", summarise(restored), reason)
+                self.sleep(self.options.step_delay)
+        except ZddError as exc:
+            raise RollbackFailed(f"{failure}; the rollback failed too: {exc}") from None
+        elapsed = self.clock.monotonic() - started
+        self.events.emit("rolled_back", app=plan.old_id, duration_s=round(elapsed, 3))
+        raise RolledBack(f"{failure}; rolled back to {plan.old_id} in {elapsed:.0f} s")
+
+    def backend(self, app):
+        port = (app.get("labels") or {}).get(LABEL_PORT) or service_port(app)
+        return backend_name(deployment_group(app), port)
+
     def observe(self):
         plan = self.plan
         new_app = self.marathon.get_app(plan.new_id, missing_ok=True)
@@ -1277,9 +1388,7 @@ class Deployer:
             old_app = {"id": plan.old_id, "instances": 0, "tasks": [], "labels": {}}
         if new_app.get("deployments"):
             return Observation(new_app, old_app)
-        port = (new_app.get("labels") or {}).get(LABEL_PORT) or service_port(new_app)
-        backend = backend_name(deployment_group(new_app), port)
-        return Observation(new_app, old_app, self.lbs.observe(backend))
+        return Observation(new_app, old_app, self.lbs.observe(self.backend(new_app)))
 
     def swap(self):
         stall = StallWatch(self.clock, self.options.stall_timeout)
@@ -1342,14 +1451,17 @@ class Deployer:
     def delete_old(self, old_app):
         logger.info("About to delete the old app %s", old_app["id"])
         self.confirm("Continue?")
-        try:
-            self.marathon.delete_app(old_app["id"])
-        except DeleteFailed as exc:
-            if exc.hint != "ambiguous" or self.marathon.get_app(old_app["id"], missing_ok=True) is not None:
-                raise
-        self.events.emit("deleted", app=old_app["id"])
+        self.delete_app(old_app["id"])
         logger.info("Deleted %s: the deployment is complete", old_app["id"])
         return ExitCode.OK
+
+    def delete_app(self, app_id):
+        try:
+            self.marathon.delete_app(app_id)
+        except DeleteFailed as exc:
+            if exc.hint != "ambiguous" or self.marathon.get_app(app_id, missing_ok=True) is not None:
+                raise
+        self.events.emit("deleted", app=app_id)
 
     def run_hook(self, old_app, task_ids, new_app):
         hook = self.options.pre_kill_hook
@@ -1777,7 +1889,7 @@ def _report_failure(exc, deployer, options, stderr):
     if hint:
         logger.error("hint: %s", hint)
     swapping = deployer is not None and deployer.plan is not None and not options.dry_run
-    if swapping and not isinstance(exc, (InvalidArgs, BadApp, Declined)):
+    if swapping and not isinstance(exc, (InvalidArgs, BadApp, Declined, RolledBack)):
         plan = deployer.plan
         state = []
         for app_id in (plan.new_id, plan.old_id):

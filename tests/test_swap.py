@@ -600,3 +600,70 @@ def test_environment_names_every_option():
     parser = zdd.build_parser()
     values = zdd._environment_values(parser, {"ZDD_MARATHON": "http://m", "ZDD_STEP_DELAY": "2", "ZDD_FORCE": "yes"})
     assert values == {"marathon": "http://m", "step_delay": 2.0, "force": True}
+
+
+# --- rollback (--on-failure rollback) ------------------------------------------------------------
+
+
+def unhealthy_app():
+    app = load_fixture("1-nginx-marathon1.5.json")
+    app["labels"]["SIM_HEALTHY"] = "false"
+    return app
+
+
+def test_rollback_of_a_new_app_that_never_becomes_healthy(world, app_file):
+    seed_blue(world, 3)
+    code, _, err = run(world, app_file(unhealthy_app()), "--on-failure", "rollback", "--stall-timeout", "120")
+    assert code == zdd.ExitCode.ROLLED_BACK, err
+    assert writes(world) == [("create", "/nginx-green", 1), ("delete", "/nginx-green")]
+    assert settle(world) == {"/nginx-blue": (3, 3)}
+    assert "rolled back to /nginx-blue" in err
+
+
+def test_rollback_when_the_hook_refuses_halfway(world, app_file, tmp_path):
+    seed_blue(world, 5)
+    counter = tmp_path / "calls"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\necho x >> {counter}\n[ $(wc -l < {counter}) -lt 3 ]\n")
+    hook.chmod(0o755)
+    code, _, err = run(world, app_file(), "--on-failure", "rollback", "--pre-kill-hook", str(hook))
+    assert code == zdd.ExitCode.ROLLED_BACK, err
+    compact = writes(world)
+    assert compact[:5] == [("create", "/nginx-green", 1), ("kill", 1), ("scale", "/nginx-green", 2), ("kill", 1),
+                           ("scale", "/nginx-green", 3)]
+    assert compact[5:] == [("scale", "/nginx-blue", 5), ("delete", "/nginx-green")]
+    assert settle(world) == {"/nginx-blue": (5, 5)}
+
+
+def test_rollback_when_the_hook_refuses_the_first_kill(world, app_file, tmp_path):
+    seed_blue(world, 3)
+    hook, _ = make_hook(tmp_path, 1)
+    code, _, err = run(world, app_file(), "--on-failure", "rollback", "--pre-kill-hook", hook)
+    assert code == zdd.ExitCode.ROLLED_BACK, err
+    assert writes(world) == [("create", "/nginx-green", 1), ("delete", "/nginx-green")]
+    assert settle(world) == {"/nginx-blue": (3, 3)}
+
+
+def test_rollback_stays_inside_the_deadline(world, app_file):
+    seed_blue(world, 3)
+    code, _, err = run(world, app_file(unhealthy_app()), "--on-failure", "rollback", "--deadline", "90",
+                       "--stall-timeout", "0")
+    assert code == zdd.ExitCode.ROLLED_BACK, err
+    assert world.clock.slept_s <= 90
+    assert settle(world) == {"/nginx-blue": (3, 3)}
+
+
+def test_a_failed_rollback_says_so(world, app_file):
+    seed_blue(world, 3)
+    world.sim.fail_next("DELETE", r"^/v2/apps/nginx-green$", 500)
+    code, _, err = run(world, app_file(unhealthy_app()), "--on-failure", "rollback", "--stall-timeout", "60")
+    assert code == zdd.ExitCode.ROLLBACK_FAILED
+    assert "the rollback failed too" in err
+    assert "--complete-prev" in err
+
+
+def test_without_rollback_a_failure_leaves_both_apps(world, app_file):
+    seed_blue(world, 3)
+    code, _, _ = run(world, app_file(unhealthy_app()), "--stall-timeout", "60")
+    assert code == zdd.ExitCode.STALLED
+    assert set(settle(world)) == {"/nginx-blue", "/nginx-green"}
