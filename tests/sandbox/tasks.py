@@ -1,0 +1,320 @@
+"""Real task processes for the sandbox: a tiny HTTP server per Marathon task.
+
+``python -m tests.sandbox.tasks serve --ip 127.0.0.1 --port P --app /nginx-green
+--colour green --task-id ID`` runs one task. ``ProcessLauncher`` starts and
+stops such processes for the Marathon simulator, each in its own session, so
+that killing a task kills its whole process group and nothing outlives the
+launcher.
+"""
+
+import argparse
+import atexit
+import dataclasses
+import http.client
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+LABEL_COLOUR = "HAPROXY_DEPLOYMENT_COLOUR"
+LABEL_START_DELAY_S = "SIM_START_DELAY_S"
+LABEL_SLOW_MS = "SIM_SLOW_MS"
+
+HEALTH_PATH = "/health"
+HEALTH_TIMEOUT_S = 0.5
+PARENT_POLL_INTERVAL_S = 0.5
+DRAIN_LIMIT_S = 30.0
+LISTEN_BACKLOG = 128
+TASK_HOST = "127.0.0.1"
+
+
+# ---------------------------------------------------------------- the task
+
+
+class _TaskServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+
+    def __init__(self, address, app_id, colour, task_id, slow_ms):
+        self.app_id = app_id
+        self.colour = colour
+        self.task_id = task_id
+        self.slow_s = slow_ms / 1000.0
+        self.stopping = threading.Event()
+        self.in_flight = 0
+        self.in_flight_lock = threading.Lock()
+        super().__init__(address, _TaskHandler)
+
+
+class _TaskHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "zdd-sandbox-task"
+
+    def do_GET(self):
+        server = self.server
+        with server.in_flight_lock:
+            server.in_flight += 1
+        try:
+            if server.slow_s and self.path != HEALTH_PATH:
+                time.sleep(server.slow_s)
+            body = json.dumps(
+                {"app": server.app_id, "colour": server.colour, "task": server.task_id, "path": self.path}
+            ).encode() + b"\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Colour", server.colour)
+            self.send_header("X-Task-Id", server.task_id)
+            if server.stopping.is_set():
+                # Finish this request, then let the client go elsewhere.
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+        finally:
+            with server.in_flight_lock:
+                server.in_flight -= 1
+
+    def log_message(self, format, *args):
+        pass
+
+
+def serve(ip, port, app_id, colour, task_id, start_delay_s=0.0, slow_ms=0):
+    """Run one task until SIGTERM (or its parent dies), then drain and return."""
+    parent_pid = os.getppid()
+    stop_requested = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stop_requested.set())
+    if stop_requested.wait(start_delay_s):
+        return
+    server = _TaskServer((ip, port), app_id, colour, task_id, slow_ms)
+    accept_thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    accept_thread.start()
+    # An orphaned task stops by itself: the launcher may have been SIGKILLed.
+    while not stop_requested.wait(PARENT_POLL_INTERVAL_S):
+        if os.getppid() != parent_pid:
+            break
+    server.stopping.set()
+    server.shutdown()  # no more accepts
+    server.socket.close()
+    deadline = time.monotonic() + DRAIN_LIMIT_S
+    while time.monotonic() < deadline:
+        with server.in_flight_lock:
+            if server.in_flight == 0:
+                break
+        time.sleep(0.01)
+
+
+# ---------------------------------------------------------------- the launcher
+
+
+@dataclasses.dataclass
+class Placement:
+    """Where a launched task listens: host and host ports, or its own IP."""
+
+    host: str
+    ports: List[int]
+    ip: Optional[str]
+
+
+@dataclasses.dataclass
+class _Task:
+    process: subprocess.Popen
+    ip: str
+    port: int
+    health_path: str
+    log_file: object
+
+
+def _is_free(ip, port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((ip, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(ip="127.0.0.1"):
+    """A TCP port nobody on ``ip`` listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((ip, 0))
+        return probe.getsockname()[1]
+
+
+def _signal_group(pgid, signum):
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class ProcessLauncher:
+    """Starts one real ``serve`` process per task; the simulator drives it."""
+
+    def __init__(self, workdir=None, tag=None):
+        self.tag = tag or "zdd-sandbox-%d-%d" % (os.getpid(), id(self))
+        self.workdir = Path(workdir) if workdir else None
+        self._tasks: Dict[str, _Task] = {}
+        self._ports_used = set()
+        self._next_ip_index = 1
+        self._lock = threading.Lock()
+        self._closed = False
+        atexit.register(self.close)
+
+    # -- placement
+
+    def _host_port(self):
+        while True:
+            port = free_port(TASK_HOST)
+            if port not in self._ports_used:
+                self._ports_used.add(port)
+                return port
+
+    def _task_ip(self, container_port):
+        # 127.0.1.1 .. 127.0.254.254: one loopback address per task.
+        while self._next_ip_index < 254 * 254:
+            index = self._next_ip_index
+            self._next_ip_index += 1
+            ip = "127.0.%d.%d" % (1 + (index - 1) // 254, 1 + (index - 1) % 254)
+            if _is_free(ip, container_port):
+                return ip
+        raise RuntimeError("no loopback address left for IP-per-task")
+
+    # -- the interface the simulator calls
+
+    def launch(self, app, task_id, ip_per_task, container_ports):
+        """Start a task process of ``app``; return where it will listen."""
+        labels = app.get("labels") or {}
+        colour = labels.get(LABEL_COLOUR, "none")
+        start_delay_s = float(labels.get(LABEL_START_DELAY_S, 0) or 0)
+        slow_ms = int(float(labels.get(LABEL_SLOW_MS, 0) or 0))
+        health_path = HEALTH_PATH
+        for check in app.get("healthChecks") or []:
+            if check.get("path"):
+                health_path = check["path"]
+                break
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("launcher is closed")
+            if ip_per_task:
+                port = container_ports[0] if container_ports else 80
+                ip = self._task_ip(port)
+                placement = Placement(host=TASK_HOST, ports=[], ip=ip)
+            else:
+                port = self._host_port()
+                ip = TASK_HOST
+                placement = Placement(host=TASK_HOST, ports=[port], ip=None)
+            argv = [
+                sys.executable, "-m", "tests.sandbox.tasks", "serve",
+                "--ip", ip, "--port", str(port), "--app", app["id"], "--colour", colour,
+                "--task-id", task_id, "--start-delay", str(start_delay_s), "--slow-ms", str(slow_ms),
+                "--tag", self.tag,
+            ]
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+            log_file = subprocess.DEVNULL
+            if self.workdir:
+                self.workdir.mkdir(parents=True, exist_ok=True)
+                log_file = open(self.workdir / ("task-%s.log" % task_id.replace("/", "_")), "ab")
+            process = subprocess.Popen(
+                argv, cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL,
+                stdout=log_file, stderr=log_file, start_new_session=True,
+            )
+            self._tasks[task_id] = _Task(process, ip, port, health_path, log_file)
+        return placement
+
+    def check_health(self, task_id):
+        """True when the task answers 200 on its health path right now."""
+        task = self._tasks.get(task_id)
+        if task is None or task.process.poll() is not None:
+            return False
+        connection = http.client.HTTPConnection(task.ip, task.port, timeout=HEALTH_TIMEOUT_S)
+        try:
+            connection.request("GET", task.health_path, headers={"Connection": "close"})
+            return connection.getresponse().status == 200
+        except (OSError, http.client.HTTPException):
+            return False
+        finally:
+            connection.close()
+
+    def kill(self, task_id, grace_s):
+        """SIGTERM the task now and SIGKILL it after ``grace_s`` seconds; don't wait."""
+        task = self._tasks.get(task_id)
+        if task is None or task.process.poll() is not None:
+            return
+        _signal_group(task.process.pid, signal.SIGTERM)
+        timer = threading.Timer(grace_s, self._hard_kill, args=(task,))
+        timer.daemon = True
+        timer.start()
+
+    @staticmethod
+    def _hard_kill(task):
+        if task.process.poll() is None:
+            _signal_group(task.process.pid, signal.SIGKILL)
+        task.process.wait()
+
+    def is_gone(self, task_id):
+        """True when the task's process has exited (or never existed)."""
+        task = self._tasks.get(task_id)
+        return task is None or task.process.poll() is not None
+
+    def address(self, task_id):
+        """(ip, port) the task listens on."""
+        task = self._tasks[task_id]
+        return task.ip, task.port
+
+    def pids(self):
+        """PIDs of the task processes still running."""
+        return [task.process.pid for task in self._tasks.values() if task.process.poll() is None]
+
+    def close(self):
+        """Kill every task process and wait for all of them."""
+        with self._lock:
+            self._closed = True
+            tasks = list(self._tasks.values())
+        for task in tasks:
+            if task.process.poll() is None:
+                _signal_group(task.process.pid, signal.SIGKILL)
+        for task in tasks:
+            task.process.wait()
+            _signal_group(task.process.pid, signal.SIGKILL)  # anything it forked
+            if task.log_file is not subprocess.DEVNULL:
+                task.log_file.close()
+                task.log_file = subprocess.DEVNULL
+        atexit.unregister(self.close)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tests.sandbox.tasks")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run one task's HTTP server")
+    serve_parser.add_argument("--ip", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, required=True)
+    serve_parser.add_argument("--app", required=True, help="Marathon app id")
+    serve_parser.add_argument("--colour", default="none")
+    serve_parser.add_argument("--task-id", required=True)
+    serve_parser.add_argument("--start-delay", type=float, default=0.0, help="seconds before binding")
+    serve_parser.add_argument("--slow-ms", type=int, default=0, help="milliseconds added to each response")
+    serve_parser.add_argument("--tag", default="", help="free text, lets tests find their processes")
+    options = parser.parse_args(argv)
+    serve(options.ip, options.port, options.app, options.colour, options.task_id,
+          options.start_delay, options.slow_ms)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
