@@ -912,7 +912,9 @@ class HttpClient:
             self.deadline.check(f"calling {redact_url(url)}")
             timeout = self.deadline.bound(self.timeout_s) or 0.001
             try:
-                response = self.session.request(method, url, json=json_body, timeout=timeout)
+                # verify passed per request: requests lets REQUESTS_CA_BUNDLE replace a session's CA bundle
+                response = self.session.request(method, url, json=json_body, timeout=timeout,
+                                                verify=self.session.verify)
             except requests.exceptions.RequestException as exc:
                 cause = _describe(exc)
                 retryable = _nothing_sent(exc) or (method == "GET" and attempt + 1 < attempts)
