@@ -1096,19 +1096,20 @@ class MarathonLbClient:
         try:
             urls = self.instances()
         except LbFailed as exc:
-            return (LbView(url=self.given[0], error=str(exc)),)
+            return (LbView(url=redact_url(self.given[0]), error=str(exc)),)
         return tuple(self._observe_one(url.rstrip("/"), backend) for url in urls)
 
     def _observe_one(self, url, backend):
+        shown = redact_url(url)  # LbView.url is printed in progress lines and JSON events
         try:
             pids = self._get(url + PIDS_PATH)
             pid_count = len(pids.split())
             if pid_count > RESTING_PID_COUNT:
-                return LbView(url=url, pids=pid_count)
+                return LbView(url=shown, pids=pid_count)
             stats = self._get(url + STATS_PATH)
-            return LbView(url=url, pids=pid_count, listeners=parse_stats(stats, backend))
+            return LbView(url=shown, pids=pid_count, listeners=parse_stats(stats, backend))
         except (RequestFailed, ValueError) as exc:
-            return LbView(url=url, error=str(exc))
+            return LbView(url=shown, error=str(exc))
 
     def _get(self, url, attempts=1):
         response = self.http.request("GET", url, attempts=attempts)
@@ -1791,17 +1792,34 @@ def resume_command(argv):
             words.append("'***'")
             skip = False
             continue
-        if word in SECRET_FLAGS:
+        secret_flag = _secret_flag(word)
+        if secret_flag and "=" in word:
+            words.append(word.split("=", 1)[0] + "='***'")
+            continue
+        if secret_flag:
             words.append(word)
             skip = True
             continue
-        if any(word.startswith(flag + "=") for flag in SECRET_FLAGS):
-            words.append(word.split("=", 1)[0] + "='***'")
-            continue
         if word in ("--dry-run", "-d", "--resume", "-r"):
             continue
-        words.append(shlex.quote(word))
+        words.append(shlex.quote(_redact_word(word)))
     return " ".join(words + ["--resume"])
+
+
+def _secret_flag(word):
+    """The secret flag ``word`` names, also abbreviated as argparse accepts it, or None."""
+    name = word.split("=", 1)[0]
+    if len(name) <= 2 or not name.startswith("--"):
+        return None
+    return next((flag for flag in SECRET_FLAGS if flag.startswith(name)), None)
+
+
+_URL_PASSWORD = re.compile(r"(://[^/@:]*):[^/]*@")
+
+
+def _redact_word(word):
+    """``word`` with the password of any URL in it as ***: ``-m http://user:***@host``, ``-mhttp://...``."""
+    return _URL_PASSWORD.sub(r"\1:***@", word)
 
 
 def _terminal_ask(question):
