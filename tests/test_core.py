@@ -720,6 +720,8 @@ BASE = ["-m", "http://m:8080", "-l", "http://lb:9090", "-j", "app.json"]
                  [], id="quoted"),
     pytest.param(["-m", "http://alice:s3cret@m:8080", "-l", "http://lb:9090", "-j", "app.json"],
                  None, ["s3cret"], id="credentials-in-marathon-url"),
+    pytest.param(BASE + ["--auth-cred", "alice:s3cret"], None, ["s3cret"], id="abbreviated-secret-flag"),
+    pytest.param(BASE + ["--dcos=" + '{"private_key": "KEY"}'], None, ["KEY"], id="abbreviated-secret-flag-equals"),
 ])
 def test_resume_command(argv, expected, secrets):
     command = zdd.resume_command(argv)
