@@ -1,0 +1,274 @@
+"""A load generator that counts every request a deployment loses.
+
+Per URL (one marathon-lb group frontend each), some clients reuse one
+keep-alive connection and some open a new connection per request. A request
+that was sent and got no complete response is a failure, whatever the reason.
+Reconnecting is free only when the server had already closed an idle
+keep-alive connection before the next request was written, as any HTTP client
+that checks a pooled connection before reuse does.
+
+    python -m tests.sandbox.load --url http://127.0.0.1:10000 --seconds 10
+"""
+
+import argparse
+import collections
+import dataclasses
+import http.client
+import select
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+from typing import List, Optional
+
+DEFAULT_MAX_DURATION_S = 600.0
+
+KIND_REFUSED = "refused"
+KIND_RESET = "reset"
+KIND_TIMEOUT = "timeout"
+KIND_5XX = "5xx"
+KIND_OTHER = "other"
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """One request: when it started (seconds since start), where, and how it ended."""
+
+    t_s: float
+    lb: str
+    keepalive: bool
+    colour: Optional[str]
+    status: Optional[int]
+    failure: Optional[str]  # one of the KIND_* or None
+    detail: str = ""
+    # Failed on a reused keep-alive connection before any response byte: the
+    # case RFC 9112 section 9.3.1 lets a client retry. Still a failure here.
+    retry_safe: bool = False
+
+
+def classify(exc):
+    """The failure kind of a transport exception."""
+    if isinstance(exc, ConnectionRefusedError):
+        return KIND_REFUSED
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return KIND_TIMEOUT
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError,
+                        http.client.RemoteDisconnected, http.client.IncompleteRead)):
+        return KIND_RESET
+    return KIND_OTHER
+
+
+def _closed_by_peer(sock):
+    """True when an idle connection has been closed (or spoken on) by the server."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
+
+
+class LoadGenerator:
+    """Threads that request every URL continuously and record each result."""
+
+    def __init__(self, urls, keepalive_clients=4, fresh_clients=4, timeout_s=5.0,
+                 max_duration_s=DEFAULT_MAX_DURATION_S, pause_s=0.0):
+        self.urls = list(urls)
+        self.keepalive_clients = keepalive_clients
+        self.fresh_clients = fresh_clients
+        self.timeout_s = timeout_s
+        self.max_duration_s = max_duration_s
+        self.pause_s = pause_s
+        self.results: List[Result] = []
+        self.idle_reconnects = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: List[threading.Thread] = []
+        self._started_at = None
+        self._stopped_at = None
+
+    # -- running
+
+    def start(self):
+        """Start the client threads; they stop on stop() or after max_duration_s."""
+        self._started_at = time.monotonic()
+        for url in self.urls:
+            for index in range(self.keepalive_clients):
+                self._spawn(self._keepalive_client, url, "keepalive-%d" % index)
+            for index in range(self.fresh_clients):
+                self._spawn(self._fresh_client, url, "fresh-%d" % index)
+        return self
+
+    def _spawn(self, target, url, name):
+        thread = threading.Thread(target=target, args=(url,), name="load-%s-%s" % (name, url), daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def stop(self):
+        """Stop every client after its current request and wait for them."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        if self._stopped_at is None:
+            self._stopped_at = time.monotonic()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def _running(self):
+        if time.monotonic() - self._started_at > self.max_duration_s:
+            return False
+        return not self._stop.is_set()
+
+    def _record(self, result):
+        with self._lock:
+            self.results.append(result)
+
+    def _elapsed_s(self):
+        return time.monotonic() - self._started_at
+
+    @staticmethod
+    def _target(url):
+        parts = urllib.parse.urlsplit(url)
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        return parts.hostname, parts.port or 80, path
+
+    def _one_request(self, connection, url, path, keepalive, headers):
+        t_s = self._elapsed_s()
+        reused = connection.sock is not None
+        response = None
+        try:
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()
+            no_response_byte = response is None and isinstance(
+                exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError))
+            self._record(Result(t_s, url, keepalive, None, None, classify(exc), repr(exc),
+                                retry_safe=reused and no_response_byte))
+            return
+        colour = response.getheader("X-Colour")
+        failure = None
+        if response.status >= 500:
+            failure = KIND_5XX
+        elif response.status != 200:
+            failure = KIND_OTHER
+        if response.will_close:
+            connection.close()
+        self._record(Result(t_s, url, keepalive, colour, response.status, failure,
+                            "" if failure is None else "HTTP %d" % response.status))
+
+    def _keepalive_client(self, url):
+        host, port, path = self._target(url)
+        connection = http.client.HTTPConnection(host, port, timeout=self.timeout_s)
+        try:
+            while self._running():
+                if connection.sock is not None and _closed_by_peer(connection.sock):
+                    # The server closed the idle connection before we wrote
+                    # anything on it: nothing was lost, open a new one.
+                    connection.close()
+                    with self._lock:
+                        self.idle_reconnects += 1
+                self._one_request(connection, url, path, True, {})
+                if self.pause_s:
+                    self._stop.wait(self.pause_s)
+        finally:
+            connection.close()
+
+    def _fresh_client(self, url):
+        host, port, path = self._target(url)
+        while self._running():
+            connection = http.client.HTTPConnection(host, port, timeout=self.timeout_s)
+            try:
+                self._one_request(connection, url, path, False, {"Connection": "close"})
+            finally:
+                connection.close()
+            if self.pause_s:
+                self._stop.wait(self.pause_s)
+
+    # -- reporting
+
+    def snapshot(self):
+        """A copy of the results so far."""
+        with self._lock:
+            return list(self.results)
+
+    def failures(self):
+        """The failed results."""
+        return [result for result in self.snapshot() if result.failure]
+
+    def counts(self):
+        """{"requests", "failed", "retry_safe", "by_kind": {kind: n}, "by_colour": {colour: n}}."""
+        results = self.snapshot()
+        by_kind = collections.Counter(result.failure for result in results if result.failure)
+        by_colour = collections.Counter(result.colour for result in results if not result.failure)
+        return {"requests": len(results), "failed": sum(by_kind.values()),
+                "retry_safe": sum(1 for result in results if result.retry_safe),
+                "by_kind": dict(by_kind), "by_colour": dict(by_colour)}
+
+    def colour_spans(self):
+        """{colour: (first_s, last_s)}: when each colour first and last answered."""
+        spans = {}
+        for result in self.snapshot():
+            if result.failure or result.colour is None:
+                continue
+            first, last = spans.get(result.colour, (result.t_s, result.t_s))
+            spans[result.colour] = (min(first, result.t_s), max(last, result.t_s))
+        return spans
+
+    def summary(self):
+        """A readable report; the last line is exactly ``requests: N failed: F``."""
+        results = self.snapshot()
+        counts = self.counts()
+        lines = ["load: %d URL(s), %d keep-alive + %d fresh clients each, %d idle reconnects"
+                 % (len(self.urls), self.keepalive_clients, self.fresh_clients, self.idle_reconnects)]
+        if counts["by_kind"]:
+            lines.append("failures by kind: " + ", ".join(
+                "%s=%d" % (kind, n) for kind, n in sorted(counts["by_kind"].items()))
+                + " (%d on a reused keep-alive connection before any response byte)" % counts["retry_safe"])
+            for result in [r for r in results if r.failure][:10]:
+                lines.append("  failed at %.3fs on %s (%s): %s %s" % (
+                    result.t_s, result.lb,
+                    "reused keep-alive" if result.retry_safe else "keep-alive" if result.keepalive else "fresh",
+                    result.failure, result.detail))
+        lines.append("colours:")
+        for colour, (first, last) in sorted(self.colour_spans().items(), key=lambda item: item[1]):
+            lines.append("  %-10s first %.3fs last %.3fs (%d requests)"
+                         % (colour, first, last, counts["by_colour"].get(colour, 0)))
+        lines.append("per second:")
+        per_second = collections.defaultdict(collections.Counter)
+        for result in results:
+            per_second[int(result.t_s)][result.failure and "FAILED" or (result.colour or "?")] += 1
+        for second in sorted(per_second):
+            lines.append("  %4ds %s" % (second, " ".join(
+                "%s=%d" % (key, n) for key, n in sorted(per_second[second].items()))))
+        lines.append("requests: %d failed: %d" % (counts["requests"], counts["failed"]))
+        return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tests.sandbox.load", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", action="append", required=True, help="a URL to load (repeatable)")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--keepalive-clients", type=int, default=4)
+    parser.add_argument("--fresh-clients", type=int, default=4)
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
+    options = parser.parse_args(argv)
+    load = LoadGenerator(options.url, options.keepalive_clients, options.fresh_clients,
+                         options.timeout, max_duration_s=options.seconds)
+    load.start()
+    try:
+        time.sleep(options.seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        load.stop()
+    print(load.summary())
+    return 1 if load.counts()["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
