@@ -338,7 +338,9 @@ def parse_app(text):
     except ValueError as exc:
         raise BadApp(f"the app JSON is not valid JSON: {exc}") from None
     if not isinstance(app, dict):
-        raise BadApp(f"the app JSON must be an object, not {type(app).__name__}")
+        kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null", int: "a number",
+                 float: "a number"}
+        raise BadApp(f"the app JSON must be an object, not {kinds[type(app)]}")
     return _drop_nulls(app)
 
 
@@ -796,8 +798,10 @@ def _describe(exc):
         return "TLS verification failed"
     if isinstance(exc, requests.exceptions.ConnectionError):
         text = str(exc)
-        if "Name or service not known" in text or "nodename nor servname" in text or "Temporary failure in name" in text:
+        if "Name or service not known" in text or "nodename nor servname" in text:
             return "host name does not resolve"
+        if "Temporary failure in name" in text:
+            return "host name lookup failed"
         if "Connection refused" in text:
             return "connection refused"
         if "reset" in text.lower():
@@ -918,20 +922,21 @@ class HttpClient:
             except requests.exceptions.RequestException as exc:
                 cause = _describe(exc)
                 retryable = _nothing_sent(exc) or (method == "GET" and attempt + 1 < attempts)
-                if retryable and not last:
-                    self._backoff(attempt, url, cause)
+                if retryable and not last and cause != "host name does not resolve":
+                    self._backoff(attempt)
                     continue
-                raise RequestFailed(f"{method} {redact_url(url)} failed: {cause}",
+                tries = f" after {attempt + 1} attempts" if attempt else ""
+                raise RequestFailed(f"{method} {redact_url(url)} failed{tries}: {cause}",
                                     ambiguous=not _nothing_sent(exc)) from None
             if method == "GET" and response.status_code in (502, 503, 504) and attempt + 1 < attempts:
-                self._backoff(attempt, url, f"HTTP {response.status_code}")
+                self._backoff(attempt)
                 continue
             return response
         raise AssertionError("unreachable")
 
-    def _backoff(self, attempt, url, cause):
+    def _backoff(self, attempt):
+        """Wait before the next attempt; the final failure, if any, says how many there were."""
         delay = RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)]
-        logger.warning("%s: %s; trying again in %.1f s", redact_url(url), cause, delay)
         self.interrupts.sleep(self.deadline.bound(delay))
 
 
@@ -1206,6 +1211,7 @@ class Deployer:
         self.resolve = resolve
         self.steps = 0
         self.plan = None
+        self.swapping = False  # both apps exist: a failure from here on needs --resume or a way back
         self.final_deadline = deadline
         if options.on_failure == "rollback" and options.deadline:
             # keep a third of the deadline for the way back
@@ -1224,6 +1230,8 @@ class Deployer:
                 f"group {group} has {len(apps)} app(s)"
             )
         previous = apps[0] if apps else None
+        if previous is not None and not self.options.dry_run:
+            self.lbs.preflight()
         new_app = prepare_app(app, previous, self.options, self.clock.now())
         self.print_definition(new_app)
         if previous is not None:
@@ -1231,10 +1239,9 @@ class Deployer:
             self.log_plan(new_app, previous)
         if self.options.dry_run:
             return ExitCode.OK
-        if previous is not None:
-            self.lbs.preflight()
         self.confirm("Continue with deployment?")
         self.create(new_app)
+        self.swapping = True
         if previous is None:
             logger.info("Created %s: the first deployment of group %s, nothing to swap", new_app["id"], group)
             return ExitCode.OK
@@ -1256,12 +1263,14 @@ class Deployer:
             new_app, old_app = newest, second
             logger.info("Resuming: %s is the new app, %s the old one", new_app["id"], old_app["id"])
         hybrid = hybrid_goal_of(new_app) > 0 and not (options.complete_cur or options.complete_prev)
+        if not options.dry_run:
+            self.lbs.preflight()
         self.plan = plan_swap(new_app, old_app, options, hybrid=hybrid)
         self.print_definition(new_app)
         self.log_plan(new_app, old_app)
         if options.dry_run:
             return ExitCode.OK
-        self.lbs.preflight()
+        self.swapping = True
         return self.deploy()
 
     # -- output ------------------------------------------------------------
@@ -1565,7 +1574,9 @@ def _non_negative(kind):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value < 0 or (isinstance(value, float) and math.isnan(value)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if value < 0:
             raise argparse.ArgumentTypeError(f"{text!r} is negative")
         return value
 
@@ -1904,11 +1915,9 @@ def main(argv=None, *, clock=None, ask=None, stdout=None, stderr=None, environ=N
 
 
 def _report_failure(exc, deployer, options, stderr):
-    logger.error("%s", exc)
     hint = exc.hint if exc.hint not in (None, "ambiguous") else None
-    if hint:
-        logger.error("hint: %s", hint)
-    swapping = deployer is not None and deployer.plan is not None and not options.dry_run
+    logger.error("%s", f"{exc} ({hint})" if hint else exc)
+    swapping = deployer is not None and deployer.swapping
     if swapping and not isinstance(exc, (InvalidArgs, BadApp, Declined, RolledBack)):
         plan = deployer.plan
         state = []
