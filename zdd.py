@@ -1424,6 +1424,8 @@ class Deployer:
                                self.options.max_wait)
                 waiting_since = None
             if step.wait:
+                self.events.emit("waiting", reason=step.wait, waited_s=round(waited_s, 3),
+                                 next_poll_s=self.options.step_delay)
                 self.sleep(self.options.step_delay)
                 continue
             if step.done:
@@ -1432,6 +1434,7 @@ class Deployer:
                 return ExitCode.OK
             try:
                 if step.delete_old:
+                    self.steps += 1
                     return self.delete_old(observation.old_app)
                 self.act(observation, step)
                 ambiguous_writes = 0
@@ -1902,19 +1905,37 @@ def main(argv=None, *, clock=None, ask=None, stdout=None, stderr=None, environ=N
         code = deployer.run(app)
     except ZddError as exc:
         code = exc.exit_code
-        _report_failure(exc, deployer, options, stderr)
-    except Exception:  # an unexpected failure: the traceback, once
+        _report_failure(exc, deployer, options, events)
+    except Exception as exc:  # an unexpected failure: the traceback, once
         logger.exception("unexpected error")
         code = ExitCode.INTERNAL
+        events.emit("error", message=f"unexpected error: {type(exc).__name__}", exit_code=int(code))
     finally:
         if installed:
             interrupts.uninstall()
-    events.emit("finished", result="ok" if code == ExitCode.OK else "failed", exit_code=int(code),
-                steps=deployer.steps if deployer else 0)
+    events.emit("finished", **_summary(code, deployer, options, clock, events))
     return int(code)
 
 
-def _report_failure(exc, deployer, options, stderr):
+RESULTS = {ExitCode.OK: "deployed", ExitCode.DECLINED: "declined", ExitCode.ROLLED_BACK: "rolled_back",
+           ExitCode.INTERRUPTED: "interrupted", ExitCode.TERMINATED: "interrupted"}
+
+
+def _summary(code, deployer, options, clock, events):
+    """The fields of the final event."""
+    result = RESULTS.get(code, "failed")
+    if code == ExitCode.OK and options.dry_run:
+        result = "dry_run"
+    summary = {"result": result, "exit_code": int(code), "duration_s": round(clock.monotonic() - events.started, 3),
+               "steps": deployer.steps if deployer else 0, "new_app": None, "old_app": None}
+    if deployer is not None and deployer.plan is not None:
+        summary.update(new_app=deployer.plan.new_id, old_app=deployer.plan.old_id)
+    if deployer is not None and deployer.swapping and result in ("failed", "interrupted"):
+        summary["resume_command"] = resume_command(options.argv)
+    return summary
+
+
+def _report_failure(exc, deployer, options, events):
     hint = exc.hint if exc.hint not in (None, "ambiguous") else None
     logger.error("%s", f"{exc} ({hint})" if hint else exc)
     swapping = deployer is not None and deployer.swapping
@@ -1929,7 +1950,7 @@ def _report_failure(exc, deployer, options, stderr):
         logger.error("state: %s", "; ".join(state))
         logger.error("to finish: %s", resume_command(options.argv))
         logger.error("to go back: %s", resume_command(options.argv).replace("--resume", "--complete-prev"))
-    deployer and deployer.events.emit("error", message=str(exc), exit_code=int(exc.exit_code))
+    events.emit("error", message=str(exc), exit_code=int(exc.exit_code))
 
 
 class SystemClock:
