@@ -102,17 +102,19 @@ class Service:
     name: str
     port: int
     servers: List[Server] = dataclasses.field(default_factory=list)
+    mode: str = "http"
+    checked: bool = False  # servers carry ``check`` (the app has health checks)
+    health_check_path: Optional[str] = None  # ``option httpchk GET <path>``
 
 
-def render_config(services, stats_port, bind_ip, state_file, socket_path, lua_path,
-                  keep_idle_on_reload=False):
+def render_config(services, stats_port, bind_ip, state_file, socket_path, lua_path):
     """The haproxy.cfg marathon-lb would write for ``services``.
 
-    ``keep_idle_on_reload`` departs from marathon-lb: since HAProxy 2.4 an old
-    worker closes idle keep-alive connections as soon as it soft-stops, which
-    loses a request a client writes at that very moment (RFC 9112 lets a
-    client retry it). ``close-spread-time infinite`` leaves idle connections
-    to the client or to ``timeout http-keep-alive`` instead.
+    Like marathon-lb's, it leaves HAProxy 2.6's soft-stop as it is: an old
+    worker closes idle keep-alive connections at once, so a request a client
+    writes at that very instant is lost (the case RFC 9112 lets clients
+    retry). ``close-spread-time infinite`` would avoid that but lets busy
+    keep-alive clients stay on the old worker, with the old servers, forever.
     """
     lines = [
         "# written by the zdd sandbox, shaped like marathon-lb's",
@@ -120,7 +122,6 @@ def render_config(services, stats_port, bind_ip, state_file, socket_path, lua_pa
         "  lua-load %s" % lua_path,
         "  stats socket %s mode 600 level admin expose-fd listeners" % socket_path,
         "  stats timeout 2m",
-    ] + (["  close-spread-time infinite"] if keep_idle_on_reload else []) + [
         "  server-state-file %s" % state_file,
         "",
         "defaults",
@@ -152,25 +153,30 @@ def render_config(services, stats_port, bind_ip, state_file, socket_path, lua_pa
         "",
     ]
     for service in services:
+        mode = getattr(service, "mode", "http")
+        checked = getattr(service, "checked", False)
         health_path = getattr(service, "health_check_path", None)
         lines += [
             "frontend %s" % service.name,
             "  bind %s:%d" % (bind_ip, service.port),
-            "  mode http",
+            "  mode %s" % mode,
             "  use_backend %s" % service.name,
             "",
             "backend %s" % service.name,
             "  balance roundrobin",
-            "  mode http",
-            "  option forwardfor",
-            "  http-request set-header X-Forwarded-Port %[dst_port]",
-            "  http-request add-header X-Forwarded-Proto https if { ssl_fc }",
+            "  mode %s" % mode,
         ]
-        if health_path:
-            lines.append("  option httpchk GET %s" % health_path)
+        if mode == "http":
+            lines += [
+                "  option forwardfor",
+                "  http-request set-header X-Forwarded-Port %[dst_port]",
+                "  http-request add-header X-Forwarded-Proto https if { ssl_fc }",
+            ]
+            if health_path:
+                lines.append("  option httpchk GET %s" % health_path)
         for server in service.servers:
             line = "  server %s %s:%d" % (server.name, server.ip, server.port)
-            if health_path:
+            if checked or health_path:
                 line += " check inter 1s fall 2 rise 1"
             if server.draining:
                 line += " disabled"
@@ -229,14 +235,12 @@ def _is_alive(pid):
 class HAProxyInstance:
     """One HAProxy master-worker process tree, like the one in a marathon-lb container."""
 
-    def __init__(self, workdir, bind_ip="127.0.0.1", stats_port=None, haproxy_bin=HAPROXY_BIN,
-                 keep_idle_on_reload=False):
+    def __init__(self, workdir, bind_ip="127.0.0.1", stats_port=None, haproxy_bin=HAPROXY_BIN):
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.bind_ip = bind_ip
         self.stats_port = stats_port or _free_port(bind_ip)
         self.haproxy_bin = haproxy_bin
-        self.keep_idle_on_reload = keep_idle_on_reload
         self.config_path = self.workdir / "haproxy.cfg"
         self.pid_file = self.workdir / "haproxy.pid"
         self.state_file = self.workdir / "haproxy.state"
@@ -274,7 +278,7 @@ class HAProxyInstance:
     def render(self, services):
         """This instance's config for ``services``."""
         return render_config(services, self.stats_port, self.bind_ip, self.state_file,
-                             self.stats_socket, self.lua_path, self.keep_idle_on_reload)
+                             self.stats_socket, self.lua_path)
 
     # -- lifecycle
 

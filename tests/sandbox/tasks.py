@@ -163,8 +163,9 @@ class ProcessLauncher:
     """Starts one real ``serve`` process per task; the simulator drives it."""
 
     def __init__(self, workdir=None, tag=None):
-        self.tag = tag or "zdd-sandbox-%d-%d" % (os.getpid(), id(self))
-        self.workdir = Path(workdir) if workdir else None
+        self.workdir = Path(workdir).resolve() if workdir else None
+        # The tag is in every task's command line: ``pgrep -f <tag>`` finds them.
+        self.tag = tag or (str(self.workdir) if self.workdir else "zdd-sandbox-%d-%d" % (os.getpid(), id(self)))
         self._tasks: Dict[str, _Task] = {}
         self._ports_used = set()
         self._next_ip_index = 1

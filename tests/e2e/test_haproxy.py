@@ -1,0 +1,215 @@
+"""A real HAProxy 2.6 run the way marathon-lb runs it: stats, getpids, seamless reloads."""
+
+import csv
+import dataclasses
+import http.client
+import io
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.sandbox.haproxy import Server, Service
+from tests.sandbox.load import LoadGenerator
+from tests.sandbox.tasks import free_port
+
+pytestmark = pytest.mark.e2e
+
+FIXTURE_CSV = Path(__file__).resolve().parents[1] / "fixtures" / "haproxy26_stats_sandbox.csv"
+
+
+def stats_rows(instance):
+    """{(pxname, svname): row dict} from the live stats CSV."""
+    text = instance.stats_csv()
+    header = text.splitlines()[0].lstrip("# ")
+    rows = csv.DictReader(io.StringIO(header + "\n" + "\n".join(text.splitlines()[1:])))
+    return {(row["pxname"], row["svname"]): row for row in rows}
+
+
+def launch(sandbox, colour, count, **labels):
+    """``count`` real task processes of /nginx-<colour>; the Servers for them, once healthy."""
+    app = {"id": "/nginx-" + colour,
+           "labels": dict({"HAPROXY_DEPLOYMENT_COLOUR": colour}, **{k: str(v) for k, v in labels.items()})}
+    servers = []
+    for index in range(count):
+        task_id = "nginx-%s.%d" % (colour, index)
+        placement = sandbox.launcher.launch(app, task_id, False, [80])
+        port = placement.ports[0]
+        servers.append(Server("127_0_0_1_%d" % port, "127.0.0.1", port))
+        servers[-1].task_id = task_id
+    deadline = time.monotonic() + 10
+    while not all(sandbox.launcher.check_health(server.task_id) for server in servers):
+        assert time.monotonic() < deadline, "tasks did not come up"
+        time.sleep(0.05)
+    return servers
+
+
+def wait_for(predicate, timeout_s=10.0, what="condition"):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(0.05)
+
+
+def test_stats_follow_added_removed_and_disabled_servers(sandbox):
+    lb = sandbox.haproxy()
+    blue = launch(sandbox, "blue", 2)
+    green = launch(sandbox, "green", 1)
+    port = free_port()
+    name = "nginx_%d" % port
+    lb.start(lb.render([Service(name, port, blue)]))
+    rows = stats_rows(lb)
+    assert [rows[(name, server.name)]["status"] for server in blue] == ["no check", "no check"]
+
+    drained = [dataclasses.replace(blue[0], draining=True), blue[1]] + green
+    assert lb.reload(lb.render([Service(name, port, drained)]))
+    rows = stats_rows(lb)
+    assert rows[(name, blue[0].name)]["status"] == "MAINT"
+    assert rows[(name, blue[1].name)]["status"] == "no check"
+    assert rows[(name, green[0].name)]["status"] == "no check"
+
+    FIXTURE_CSV.parent.mkdir(exist_ok=True)
+    live_header = lb.stats_csv().splitlines()[0]
+    if FIXTURE_CSV.exists():
+        # The committed capture came from this same HAProxy: same columns.
+        assert FIXTURE_CSV.read_text().splitlines()[0] == live_header
+        assert len(live_header.lstrip("# ").rstrip(",").split(",")) == 128
+
+    assert lb.reload(lb.render([Service(name, port, [blue[1]] + green)]))
+    rows = stats_rows(lb)
+    assert (name, blue[0].name) not in rows
+    assert {svname for (pxname, svname) in rows if pxname == name} == {
+        "FRONTEND", "BACKEND", blue[1].name, green[0].name}
+
+
+def test_checked_servers_are_up_and_disabled_ones_maint(sandbox):
+    lb = sandbox.haproxy()
+    blue = launch(sandbox, "blue", 2)
+    port = free_port()
+    name = "nginx_%d" % port
+    lb.start(lb.render([Service(name, port, blue, checked=True, health_check_path="/health")]))
+    wait_for(lambda: all(stats_rows(lb)[(name, server.name)]["status"] == "UP" for server in blue),
+             what="servers UP")
+    servers = [dataclasses.replace(blue[0], draining=True), blue[1]]
+    lb.reload(lb.render([Service(name, port, servers, checked=True, health_check_path="/health")]))
+    rows = stats_rows(lb)
+    assert rows[(name, blue[0].name)]["status"] == "MAINT"
+    assert rows[(name, blue[1].name)]["status"] == "UP"
+
+
+def test_reload_only_when_the_config_changed(sandbox):
+    lb = sandbox.haproxy()
+    port = free_port()
+    config = lb.render([Service("nginx_%d" % port, port, [])])
+    lb.start(config)
+    before = lb.pids()
+    assert lb.reload(config) is False
+    assert lb.pids() == before and lb.reload_durations_s == []
+
+
+def test_getpids_counts_this_instance_only(sandbox):
+    lb = sandbox.haproxy("lb")
+    other = sandbox.haproxy("other")
+    slow = launch(sandbox, "blue", 1, SIM_SLOW_MS=3000)
+    port = free_port()
+    name = "nginx_%d" % port
+    lb.start(lb.render([Service(name, port, slow)]))
+    other.start(other.render([Service("other_%d" % free_port(), free_port(), [])]))
+
+    at_rest = lb.getpids()
+    assert len(at_rest) == 2 and at_rest == lb.pids()
+    assert at_rest[0] == lb.process.pid
+    assert not set(at_rest) & set(other.getpids())
+
+    # A request in flight on the current worker holds it through a reload.
+    answers = []
+
+    def slow_request():
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", "/slow")
+        answers.append(connection.getresponse().status)
+        connection.close()
+
+    holder = threading.Thread(target=slow_request)
+    holder.start()
+    try:
+        time.sleep(0.5)
+        other.reload(other.render([Service("other_%d" % free_port(), free_port(), [])]))
+        assert lb.reload(lb.render([Service(name, port, slow), Service("extra_%d" % free_port(), free_port(), [])]))
+        during = lb.getpids()
+        assert len(during) == 3, during
+        assert during[0] == at_rest[0] and at_rest[1] in during
+        assert sorted(during) == sorted(lb.pids())
+        assert not set(during) & set(other.getpids())
+    finally:
+        holder.join()
+    assert answers == [200]
+    after = wait_for(lambda: len(lb.getpids()) == 2 and lb.getpids(), what="old worker to exit")
+    assert at_rest[1] not in after and after[0] == at_rest[0]
+    assert len(other.getpids()) == 2
+
+
+def zdd_like_reloads(lb, name, port, blue, green, reloads, pause_s):
+    """Reload through the states a blue/green swap goes through, ``reloads`` times."""
+    for step in range(reloads):
+        draining = step % 2 == 1
+        old = [dataclasses.replace(server, draining=draining) for server in blue]
+        if not draining:
+            # A server name is never re-enabled once disabled, as in a swap:
+            # the next round's old tasks are fresh ones.
+            for server in old:
+                server.name = "%s_r%d" % (server.name.split("_r")[0], step)
+        lb.reload(lb.render([Service(name, port, old + green)]))
+        time.sleep(pause_s)
+
+
+def test_reload_under_load_loses_no_request(sandbox):
+    lb = sandbox.haproxy()
+    blue = launch(sandbox, "blue", 2)
+    green = launch(sandbox, "green", 2)
+    port = free_port()
+    name = "nginx_%d" % port
+    lb.start(lb.render([Service(name, port, blue)]))
+    load = LoadGenerator(["http://127.0.0.1:%d/" % port], keepalive_clients=4, fresh_clients=4,
+                         max_duration_s=60)
+    with load:
+        time.sleep(0.5)
+        zdd_like_reloads(lb, name, port, blue, green, reloads=10, pause_s=0.4)
+        time.sleep(0.5)
+    print(load.summary())
+    print("reload times: " + " ".join("%.3fs" % seconds for seconds in lb.reload_durations_s))
+    counts = load.counts()
+    assert len(lb.reload_durations_s) == 10
+    assert counts["requests"] > 3000
+    assert set(counts["by_colour"]) == {"blue", "green"}
+    # No connection refused, no 5xx, nothing lost on a fresh connection. The
+    # one loss HAProxy >= 2.4 allows with marathon-lb's config: an old worker
+    # closes an idle keep-alive connection on soft-stop just as the client
+    # writes its next request (the client could retry it, RFC 9112 9.3.1). It
+    # is rare (0 in most runs of 10 reloads), counted, and bounded here.
+    assert all(result.retry_safe for result in load.failures()), load.summary()
+    assert counts["failed"] <= 2, load.summary()
+    wait_for(lambda: len(lb.pids()) == 2, what="old workers to exit")
+
+
+def test_reload_loses_no_request_on_fresh_connections(sandbox):
+    lb = sandbox.haproxy()
+    blue = launch(sandbox, "blue", 2)
+    green = launch(sandbox, "green", 2)
+    port = free_port()
+    name = "nginx_%d" % port
+    lb.start(lb.render([Service(name, port, blue)]))
+    load = LoadGenerator(["http://127.0.0.1:%d/" % port], keepalive_clients=0, fresh_clients=6,
+                         max_duration_s=60)
+    with load:
+        time.sleep(0.3)
+        zdd_like_reloads(lb, name, port, blue, green, reloads=8, pause_s=0.3)
+        time.sleep(0.3)
+    print(load.summary())
+    counts = load.counts()
+    assert counts["requests"] > 2000
+    assert counts["failed"] == 0, load.summary()
