@@ -1258,7 +1258,8 @@ class Deployer:
         newest, second = sort_deploys(apps)[-1], sort_deploys(apps)[-2]
         if options.complete_prev:
             new_app, old_app = second, newest
-            logger.info("Converging back to the previous colour %s; %s will be removed", colour_of(new_app), old_app["id"])
+            logger.info("Converging back to the previous colour %s; %s will be removed", colour_of(new_app),
+                        old_app["id"])
         else:
             new_app, old_app = newest, second
             logger.info("Resuming: %s is the new app, %s the old one", new_app["id"], old_app["id"])
@@ -1687,7 +1688,7 @@ def _check_url(url, what):
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidArgs(f"{what} must be an http:// or https:// URL with a host, not {redact_url(url)!r}")
     try:
-        parts.port
+        _ = parts.port  # urllib checks the port only when asked
     except ValueError:
         raise InvalidArgs(f"{what} has an invalid port: {redact_url(url)!r}") from None
     return url
@@ -1715,9 +1716,9 @@ def _dcos_credentials(text):
         credentials = json.loads(text)
     except ValueError:
         raise InvalidArgs("the DC/OS credentials are not valid JSON") from None
-    if not isinstance(credentials, dict) or not all(
-        isinstance(credentials.get(key), str) and credentials.get(key) for key in ("uid", "private_key", "login_endpoint")
-    ):
+    keys = ("uid", "private_key", "login_endpoint")
+    valid = isinstance(credentials, dict) and all(isinstance(credentials.get(k), str) and credentials[k] for k in keys)
+    if not valid:
         raise InvalidArgs("the DC/OS credentials must be a JSON object with uid, private_key and login_endpoint")
     _check_url(credentials["login_endpoint"], "the DC/OS login_endpoint")
     return credentials
@@ -1755,7 +1756,7 @@ def parse_options(argv, environ=None):
         raise InvalidArgs(f"the pre-kill hook {args.pre_kill_hook} is not an executable file")
     if args.marathon_ca_cert and not os.path.isfile(args.marathon_ca_cert):
         raise InvalidArgs(f"the CA bundle {args.marathon_ca_cert} does not exist")
-    values = {field.name: getattr(args, field.name) for field in dataclasses.fields(Options) if hasattr(args, field.name)}
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(Options) if hasattr(args, f.name)}
     values.update(marathon=marathon, marathon_lb=lb, auth=auth, dcos_credentials=dcos, argv=tuple(argv))
     return Options(**values)
 
@@ -1887,7 +1888,7 @@ def main(argv=None, *, clock=None, ask=None, stdout=None, stderr=None, environ=N
     try:
         if ask is None:
             if not options.force and not options.dry_run and not sys.stdin.isatty():
-                raise InvalidArgs("zdd would prompt for confirmation, but standard input is not a terminal: pass --force")
+                raise InvalidArgs("zdd would prompt, but standard input is not a terminal: pass --force")
             ask = _terminal_ask
         app = load_app(options)
         events.emit("start", version=__version__, app=app["id"], group=deployment_group(app),
