@@ -1,0 +1,60 @@
+"""The load generator counts honestly: refused connections, resets and colours."""
+
+import socket
+import time
+
+import pytest
+
+from tests.sandbox.load import LoadGenerator
+from tests.sandbox.tasks import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def test_counts_requests_and_colours_against_a_task(sandbox):
+    placement = sandbox.launcher.launch({"id": "/nginx-blue", "labels": {"HAPROXY_DEPLOYMENT_COLOUR": "blue"}},
+                                        "blue.1", False, [80])
+    deadline = time.monotonic() + 10
+    while not sandbox.launcher.check_health("blue.1"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    load = LoadGenerator(["http://127.0.0.1:%d/" % placement.ports[0]], keepalive_clients=2, fresh_clients=2)
+    with load:
+        time.sleep(1)
+    counts = load.counts()
+    assert counts["requests"] > 100 and counts["failed"] == 0
+    assert set(counts["by_colour"]) == {"blue"}
+    assert load.summary().splitlines()[-1] == "requests: %d failed: 0" % counts["requests"]
+
+
+def test_refused_connections_are_failures():
+    load = LoadGenerator(["http://127.0.0.1:%d/" % free_port()], keepalive_clients=1, fresh_clients=1,
+                         max_duration_s=0.3)
+    load.start()
+    time.sleep(0.5)
+    load.stop()
+    counts = load.counts()
+    assert counts["requests"] > 0 and counts["failed"] == counts["requests"]
+    assert set(counts["by_kind"]) == {"refused"}
+
+
+def test_a_request_without_response_is_a_reset_failure():
+    # A server that accepts, reads the request and closes without answering.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    load = LoadGenerator(["http://127.0.0.1:%d/" % port], keepalive_clients=0, fresh_clients=1, timeout_s=2)
+    load.start()
+    try:
+        for _ in range(3):
+            connection, _ = listener.accept()
+            connection.recv(4096)
+            connection.close()
+    finally:
+        listener.close()  # a connection still queued is reset, not left to time out
+        load.stop()
+    counts = load.counts()
+    assert counts["by_kind"].get("reset", 0) >= 3
+    assert counts["by_kind"].get("reset") + counts["by_kind"].get("refused", 0) == counts["failed"]
+    assert load.summary().splitlines()[-1] == "requests: %d failed: %d" % (counts["requests"], counts["failed"])

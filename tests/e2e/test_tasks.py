@@ -1,0 +1,121 @@
+"""Real task processes: they serve, report their colour, and stop gracefully."""
+
+import http.client
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from tests.e2e.conftest import processes_matching
+
+pytestmark = pytest.mark.e2e
+
+
+def get(ip, port, path="/", timeout_s=5):
+    connection = http.client.HTTPConnection(ip, port, timeout=timeout_s)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.getheader("X-Colour"), response.read()
+    finally:
+        connection.close()
+
+
+def wait_healthy(launcher, task_id, timeout_s=10):
+    deadline = time.monotonic() + timeout_s
+    while not launcher.check_health(task_id):
+        assert time.monotonic() < deadline, "task %s never healthy" % task_id
+        time.sleep(0.05)
+
+
+def app(colour, **labels):
+    return {"id": "/nginx-" + colour,
+            "labels": dict({"HAPROXY_DEPLOYMENT_COLOUR": colour}, **{k: str(v) for k, v in labels.items()})}
+
+
+def test_task_serves_its_app_colour_and_id(sandbox):
+    launcher = sandbox.launcher
+    placement = launcher.launch(app("green"), "nginx-green.1", False, [80])
+    assert placement.host == "127.0.0.1" and placement.ip is None and len(placement.ports) == 1
+    wait_healthy(launcher, "nginx-green.1")
+    status, colour, body = get("127.0.0.1", placement.ports[0], "/anything")
+    assert (status, colour) == (200, "green")
+    assert json.loads(body) == {"app": "/nginx-green", "colour": "green", "task": "nginx-green.1", "path": "/anything"}
+    assert get("127.0.0.1", placement.ports[0], "/health")[0] == 200
+
+
+def test_ip_per_task_listens_on_its_own_loopback_address(sandbox):
+    launcher = sandbox.launcher
+    first = launcher.launch(app("blue"), "a", True, [8080])
+    second = launcher.launch(app("blue"), "b", True, [8080])
+    assert first.ports == [] and second.ports == []
+    assert first.ip.startswith("127.0.1.") and first.ip != second.ip
+    wait_healthy(launcher, "a")
+    wait_healthy(launcher, "b")
+    assert get(first.ip, 8080)[:2] == (200, "blue")
+    assert get(second.ip, 8080)[:2] == (200, "blue")
+
+
+def test_start_delay_binds_late(sandbox):
+    launcher = sandbox.launcher
+    started = time.monotonic()
+    launcher.launch(app("blue", SIM_START_DELAY_S=1.0), "late", False, [80])
+    assert not launcher.check_health("late")
+    wait_healthy(launcher, "late")
+    assert time.monotonic() - started >= 1.0
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits(sandbox):
+    launcher = sandbox.launcher
+    placement = launcher.launch(app("blue", SIM_SLOW_MS=1500), "slow", False, [80])
+    wait_healthy(launcher, "slow")
+    answers = []
+    in_flight = threading.Thread(target=lambda: answers.append(get("127.0.0.1", placement.ports[0])))
+    in_flight.start()
+    time.sleep(0.3)
+    launcher.kill("slow", grace_s=10)
+    time.sleep(0.3)
+    with pytest.raises(ConnectionRefusedError):
+        get("127.0.0.1", placement.ports[0], "/health")  # stopped accepting
+    in_flight.join()
+    assert answers and answers[0][:2] == (200, "blue")
+    deadline = time.monotonic() + 5
+    while not launcher.is_gone("slow"):
+        assert time.monotonic() < deadline, "task did not exit after SIGTERM"
+        time.sleep(0.05)
+
+
+def test_sigkill_after_grace_when_sigterm_is_not_enough(sandbox):
+    launcher = sandbox.launcher
+    placement = launcher.launch(app("blue", SIM_SLOW_MS=5000), "stuck", False, [80])
+    wait_healthy(launcher, "stuck")
+
+    def doomed_request():
+        try:
+            get("127.0.0.1", placement.ports[0], timeout_s=8)
+        except (OSError, http.client.HTTPException):
+            pass  # the task dies under it: that is the point
+
+    threading.Thread(target=doomed_request, daemon=True).start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    launcher.kill("stuck", grace_s=0.5)
+    assert time.monotonic() - started < 0.2  # kill() does not wait
+    deadline = time.monotonic() + 3
+    while not launcher.is_gone("stuck"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert time.monotonic() - started < 3
+
+
+def test_close_kills_every_task(sandbox):
+    launcher = sandbox.launcher
+    for index in range(3):
+        launcher.launch(app("blue"), "t%d" % index, False, [80])
+    assert len(processes_matching(launcher.tag)) == 3
+    launcher.close()
+    assert all(launcher.is_gone("t%d" % index) for index in range(3))
+    assert processes_matching(launcher.tag) == []
+    assert os.getpid() not in processes_matching(launcher.tag)
