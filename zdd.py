@@ -605,33 +605,39 @@ def backend_name(group, port):
     return group.strip("/").replace("/", "_") + f"_{port}"
 
 
+STATS_COLUMNS = ("pxname", "svname", "status", "scur", "qcur")
+
+
 def parse_stats(text, backend):
-    """The server rows of ``backend`` in one HAProxy stats CSV, mapped by column name."""
-    header = None
+    """The server rows of ``backend`` in HAProxy stats CSV, columns found by name.
+
+    Each ``#`` header line sets the columns for the rows after it, so the
+    pages of several HAProxy versions may be concatenated; blank lines and
+    short rows are skipped.
+    """
+    columns = None
     listeners = []
     for line in text.splitlines():
         line = line.strip()
         if not line:
             continue
         if line.startswith("#"):
-            header = [name.strip() for name in line.lstrip("#").strip().split(",")]
+            names = [name.strip() for name in line.lstrip("#").strip().split(",")]
+            if "pxname" not in names or "svname" not in names:
+                raise ValueError("stats CSV header without pxname/svname columns")
+            columns = [names.index(name) if name in names else None for name in STATS_COLUMNS]
             continue
-        if header is None:
+        if columns is None:
             raise ValueError("stats rows before the CSV header")
-        row = dict(zip(header, line.split(",")))
-        if "pxname" not in row or "svname" not in row:
-            raise ValueError("stats CSV without pxname/svname columns")
-        if row["pxname"] != backend or row["svname"] in ("FRONTEND", "BACKEND"):
-            continue
-        listeners.append(
-            Listener(
-                svname=row["svname"],
-                status=row.get("status", ""),
-                scur=_int_or_none(row.get("scur") or 0) or 0,
-                qcur=_int_or_none(row.get("qcur") or 0) or 0,
-            )
+        fields = line.split(",")
+        pxname, svname, status, scur, qcur = (
+            fields[i] if i is not None and i < len(fields) else "" for i in columns
         )
-    if header is None:
+        if pxname != backend or svname in ("FRONTEND", "BACKEND", ""):
+            continue
+        listeners.append(Listener(svname=svname, status=status, scur=_int_or_none(scur or 0) or 0,
+                                  qcur=_int_or_none(qcur or 0) or 0))
+    if columns is None:
         raise ValueError("no CSV header in the stats")
     return tuple(listeners)
 
@@ -853,7 +859,22 @@ class DcosAuth(requests.auth.AuthBase):
         if self.token is None or self.clock.monotonic() >= self.refresh_at:
             self.login()
         request.headers["Authorization"] = f"token={self.token}"
+        request.register_hook("response", self._again_after_401)
         return request
+
+    def _again_after_401(self, response, **send_options):
+        """A revoked token: log in again and send the request once more (a 401 changed nothing)."""
+        if response.status_code != 401 or response.request.headers.get("X-Zdd-Relogin"):
+            return response
+        self.login()
+        retry = response.request.copy()
+        retry.headers["Authorization"] = f"token={self.token}"
+        retry.headers["X-Zdd-Relogin"] = "1"
+        response.close()
+        again = response.connection.send(retry, **send_options)
+        again.history.append(response)
+        again.request = retry
+        return again
 
     def login(self):
         try:
@@ -879,7 +900,8 @@ class DcosAuth(requests.auth.AuthBase):
             self.token = response.json()["token"]
         except (ValueError, KeyError, TypeError):
             raise MarathonFailed(f"DC/OS login at {redact_url(endpoint)} answered without a token") from None
-        self.refresh_at = self.clock.monotonic() + _token_lifetime_s(self.token) - DCOS_REFRESH_MARGIN_S
+        lifetime_s = _token_lifetime_s(self.token)
+        self.refresh_at = self.clock.monotonic() + lifetime_s - min(DCOS_REFRESH_MARGIN_S, lifetime_s / 2)
 
 
 def _token_lifetime_s(token):
@@ -888,9 +910,12 @@ def _token_lifetime_s(token):
         import jwt
 
         claims = jwt.decode(token, options={"verify_signature": False})
-        return max(DCOS_REFRESH_MARGIN_S, float(claims["exp"]) - time.time())
+        return max(1.0, float(claims["exp"]) - time.time())
     except Exception:  # an opaque token: refresh it regularly
-        return DCOS_FALLBACK_TOKEN_LIFETIME_S + DCOS_REFRESH_MARGIN_S
+        return DCOS_FALLBACK_TOKEN_LIFETIME_S
+
+
+PERMANENT_CAUSES = ("host name does not resolve", "TLS verification failed")
 
 
 class HttpClient:
@@ -922,7 +947,7 @@ class HttpClient:
             except requests.exceptions.RequestException as exc:
                 cause = _describe(exc)
                 retryable = _nothing_sent(exc) or (method == "GET" and attempt + 1 < attempts)
-                if retryable and not last and cause != "host name does not resolve":
+                if retryable and not last and cause not in PERMANENT_CAUSES:
                     self._backoff(attempt)
                     continue
                 tries = f" after {attempt + 1} attempts" if attempt else ""
@@ -1876,6 +1901,8 @@ def main(argv=None, *, clock=None, ask=None, stdout=None, stderr=None, environ=N
     except ZddError as exc:
         stderr.write(f"zdd: error: {exc}\n")
         return exc.exit_code
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else ExitCode.OK
     if options is None:
         stdout.write(__doc__)
         return ExitCode.OK

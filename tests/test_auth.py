@@ -712,3 +712,35 @@ def test_help_does_not_show_a_secret_from_the_environment():
     assert "--auth-credentials" in result.stdout
     for secret in (PASSWORD, "s3cr3t", "PRIVATEKEYBODY"):
         assert secret not in result.stdout + result.stderr
+
+
+class RevokingAcs(AcsLogin):
+    """Revokes every token once, after ten authorised Marathon calls."""
+
+    calls = 0
+
+    def authorised(self, headers):
+        allowed = super().authorised(headers)
+        if allowed:
+            self.calls += 1
+            if self.calls == 10:
+                with self.lock:
+                    self.issued.clear()
+        return allowed
+
+
+def test_dcos_revoked_token_means_one_new_login(fronts, world, service_key, app_path):
+    acs = RevokingAcs(service_key[1], world.clock)
+    front = fronts(backend=world.sim.handle, check=acs.authorised, acs=acs)
+    seed_blue(world, 10)
+    code, _, err = run(front.url, world.lb.url, app_path, "--dcos-auth-credentials",
+                       dcos_json(service_key, front.login_url), clock=world.clock)
+    assert code == 0, err
+    assert len(acs.posted) == 2
+    assert front.refused == 1
+    assert {app["id"] for app in world.sim.api_apps()} == {"/nginx-green"}
+
+
+def test_help_returns_zero():
+    assert zdd.main(["--help"], stdout=io.StringIO()) == 0
+    assert zdd.main(["--version"], stdout=io.StringIO()) == 0
