@@ -110,11 +110,14 @@ class Service:
 def render_config(services, stats_port, bind_ip, state_file, socket_path, lua_path):
     """The haproxy.cfg marathon-lb would write for ``services``.
 
-    Like marathon-lb's, it leaves HAProxy 2.6's soft-stop as it is: an old
-    worker closes idle keep-alive connections at once, so a request a client
-    writes at that very instant is lost (the case RFC 9112 lets clients
-    retry). ``close-spread-time infinite`` would avoid that but lets busy
-    keep-alive clients stay on the old worker, with the old servers, forever.
+    One addition to marathon-lb's defaults: ``option idle-close-on-response``.
+    Without it, HAProxy 2.4+ makes an old worker close idle keep-alive client
+    connections the moment a reload starts, so a request a client writes at
+    that very instant is lost (RFC 9112 lets clients retry it; many do not).
+    With it, the old worker answers the next request on each idle connection
+    with ``Connection: close``, as HAProxy did before 2.4; ``timeout
+    http-keep-alive 1s`` still bounds how long the old worker lives. Add the
+    same line to marathon-lb's HAPROXY_HEAD for reloads without such errors.
     """
     lines = [
         "# written by the zdd sandbox, shaped like marathon-lb's",
@@ -140,6 +143,7 @@ def render_config(services, stats_port, bind_ip, state_file, socket_path, lua_pa
         "  option redispatch",
         "  option http-server-close",
         "  option dontlognull",
+        "  option idle-close-on-response",
         "",
         "listen stats",
         "  bind %s:%d" % (bind_ip, stats_port),
