@@ -1,0 +1,191 @@
+"""A whole local cluster: the Marathon simulator with real task processes, marathon-lbs with real HAProxy.
+
+``Cluster`` is what the end-to-end tests, the demo and the benchmarks use:
+
+* the Marathon simulator (``marathon.MarathonSim``) on the real clock, every
+  task a real process (``tasks.ProcessLauncher``) health-checked over HTTP;
+* one or more marathon-lb stand-ins (``lbsync.MarathonLB``), each a real
+  HAProxy on its own loopback address (127.0.0.1, 127.0.0.2, ...), all with
+  the same stats port, as several marathon-lb hosts would be;
+* the real ``zdd`` command, run as a subprocess, and a load generator on
+  every marathon-lb's frontend for the group.
+
+Everything it starts is stopped by ``close()``.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.sandbox.clock import RealClock
+from tests.sandbox.lbsync import MarathonLB
+from tests.sandbox.load import LoadGenerator
+from tests.sandbox.marathon import MarathonSim
+from tests.sandbox.tasks import ProcessLauncher
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GROUP = "web"
+DEFAULT_STEP_DELAY_S = 0.5
+
+
+def _free_everywhere(ips, taken=()):
+    """A TCP port free on every one of ``ips``."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind((ips[0], 0))
+            port = probe.getsockname()[1]
+        if port in taken:
+            continue
+        try:
+            for ip in ips[1:]:
+                with socket.socket() as other:
+                    other.bind((ip, port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no port free on %s" % ", ".join(ips))
+
+
+def zdd_command():
+    """The installed ``zdd`` command; ``python -m zdd`` from the checkout when it is not installed."""
+    installed = shutil.which("zdd")
+    return [installed] if installed else [sys.executable, "-m", "zdd"]
+
+
+class Cluster:
+    def __init__(self, workdir, lbs=1, marathon_version="1.5"):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.clock = RealClock()
+        self.launcher = ProcessLauncher(self.workdir / "tasks")
+        self.sim = MarathonSim(clock=self.clock, launcher=self.launcher, marathon_version=marathon_version)
+        self.lb_ips = ["127.0.0.%d" % (index + 1) for index in range(lbs)]
+        self.stats_port = _free_everywhere(self.lb_ips)
+        self.service_port = _free_everywhere(self.lb_ips, {self.stats_port})
+        self.alt_port = _free_everywhere(self.lb_ips, {self.stats_port, self.service_port})
+        self.lbs = []
+
+    # -- lifecycle
+
+    def start(self):
+        try:
+            self.sim.start()
+            for ip in self.lb_ips:
+                lb = MarathonLB(self.sim.url, self.workdir / ("lb-" + ip), bind_ip=ip, stats_port=self.stats_port)
+                self.lbs.append(lb)
+                lb.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self):
+        for lb in self.lbs:
+            lb.stop()
+        self.sim.stop()
+        self.launcher.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def pids(self):
+        """Every process this cluster started: HAProxy masters and workers, tasks."""
+        found = set(self.launcher.pids())
+        for lb in self.lbs:
+            found.update(lb.haproxy.pids())
+        return found
+
+    # -- the app
+
+    def app(self, instances=3, shape="1.5", ip_per_task=False, **labels):
+        """The group's app JSON as a user writes it, in Marathon 1.5 or 1.4 shape."""
+        mapping = {"containerPort": 8080, "hostPort": 0, "servicePort": self.service_port, "protocol": "tcp"}
+        app = {
+            "id": GROUP, "instances": instances, "cpus": 0.1, "mem": 32,
+            "healthChecks": [{"protocol": "MESOS_HTTP" if shape == "1.5" else "HTTP", "path": "/health",
+                              "portIndex": 0, "gracePeriodSeconds": 10, "intervalSeconds": 1,
+                              "timeoutSeconds": 1, "maxConsecutiveFailures": 3}],
+            "labels": {"HAPROXY_DEPLOYMENT_GROUP": GROUP, "HAPROXY_DEPLOYMENT_ALT_PORT": str(self.alt_port),
+                       "HAPROXY_GROUP": "external", **{key: str(value) for key, value in labels.items()}},
+        }
+        if shape == "1.4":
+            app["container"] = {"type": "DOCKER", "docker": {"image": "sandbox/echo", "network": "BRIDGE",
+                                                             "portMappings": [mapping]}}
+        else:
+            app["container"] = {"type": "DOCKER", "docker": {"image": "sandbox/echo"}, "portMappings": [mapping]}
+            app["networks"] = [{"mode": "container", "name": "sandbox"} if ip_per_task
+                               else {"mode": "container/bridge"}]
+            if ip_per_task:
+                mapping.pop("hostPort")
+        return app
+
+    def write_app(self, app, name="app.json"):
+        path = self.workdir / name
+        path.write_text(json.dumps(app, indent=2))
+        return path
+
+    # -- zdd
+
+    def zdd_argv(self, app_path, *args, step_delay_s=DEFAULT_STEP_DELAY_S):
+        return [*zdd_command(), "-m", self.sim.url, "-l", ",".join(lb.url for lb in self.lbs), "-j", str(app_path),
+                "-f", "--syslog-socket", "/dev/null", "--log-level", "INFO", "-s", str(step_delay_s), *args]
+
+    def zdd(self, app_path, *args, timeout_s=300, **options):
+        """Run zdd to the end; a CompletedProcess with its exit code, stdout and stderr."""
+        return subprocess.run(self.zdd_argv(app_path, *args, **options), cwd=REPO_ROOT, env=self._env(),
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout_s)
+
+    def zdd_popen(self, app_path, *args, **options):
+        return subprocess.Popen(self.zdd_argv(app_path, *args, **options), cwd=REPO_ROOT, env=self._env(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def _env(self):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        return env
+
+    def deploy_first(self, instances=3, **app_options):
+        """Deploy the blue app with zdd itself and wait until every marathon-lb routes to it."""
+        app = self.app(instances, **app_options)
+        result = self.zdd(self.write_app(app, "blue.json"))
+        if result.returncode != 0:
+            raise RuntimeError("the first deployment failed:\n" + result.stderr)
+        self.wait_idle()
+        return app
+
+    # -- observing
+
+    def apps(self):
+        """{app id: (instances, healthy tasks)} as Marathon has them now."""
+        state = {}
+        for app in self.sim.api_apps(embed_tasks=True):
+            healthy = sum(1 for task in app["tasks"] if task["state"] == "TASK_RUNNING"
+                          and any(result.get("alive") for result in task.get("healthCheckResults", [])))
+            state[app["id"]] = (app["instances"], healthy)
+        return state
+
+    def wait_idle(self, timeout_s=60):
+        """Wait until Marathon has no deployment and every marathon-lb shows its state."""
+        end = time.monotonic() + timeout_s
+        while self.sim.deployments():
+            if time.monotonic() > end:
+                raise TimeoutError("Marathon deployments did not finish: %s" % self.sim.deployments())
+            time.sleep(0.1)
+        for lb in self.lbs:
+            lb.wait_synced(max(1.0, end - time.monotonic()))
+
+    def frontend_urls(self):
+        return ["http://%s:%d/" % (ip, self.service_port) for ip in self.lb_ips]
+
+    def load(self, keepalive_clients=2, fresh_clients=2, max_duration_s=600):
+        """A load generator on the group's frontend of every marathon-lb (not started)."""
+        return LoadGenerator(self.frontend_urls(), keepalive_clients=keepalive_clients, fresh_clients=fresh_clients,
+                             max_duration_s=max_duration_s)
