@@ -15,6 +15,15 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "e2e: end-to-end tests with a real HAProxy, real task processes and load")
 
 
+def require_haproxy():
+    """Skip without HAProxy, except in CI (ZDD_REQUIRE_E2E=1), where that is a failure."""
+    if shutil.which("haproxy") or os.path.exists(HAPROXY_BIN):
+        return
+    if os.environ.get("ZDD_REQUIRE_E2E"):
+        pytest.fail("HAProxy is not installed, and ZDD_REQUIRE_E2E is set")
+    pytest.skip("HAProxy is not installed (python -m tests.sandbox.ensure_haproxy)")
+
+
 def processes_matching(pattern):
     """PIDs whose command line contains ``pattern`` (pgrep -f), zombies excluded."""
     found = subprocess.run(["pgrep", "-f", pattern], stdout=subprocess.PIPE, text=True).stdout.split()
@@ -78,8 +87,7 @@ class Sandbox:
 @pytest.fixture
 def sandbox(tmp_path):
     """A Sandbox; at teardown every process it started must be gone."""
-    if not (shutil.which("haproxy") or os.path.exists(HAPROXY_BIN)):
-        pytest.skip("HAProxy is not installed (python tests/sandbox/ensure_haproxy.py)")
+    require_haproxy()
     created = Sandbox(tmp_path)
     try:
         yield created
@@ -92,3 +100,46 @@ def sandbox(tmp_path):
         for pid in left:
             os.kill(pid, signal.SIGKILL)
         assert not left_groups and not left, "processes left behind: groups %s, pids %s" % (left_groups, left)
+
+
+@pytest.fixture
+def cluster_factory(tmp_path):
+    """Make started Clusters; at teardown every process any of them started must be gone."""
+    from tests.sandbox.cluster import Cluster
+
+    require_haproxy()
+    made = []
+
+    def make(**options):
+        cluster = Cluster(tmp_path / ("cluster-%d" % len(made)), **options)
+        made.append(cluster)
+        return cluster.start()
+
+    yield make
+    started = set()
+    for cluster in made:
+        try:
+            started.update(cluster.pids())
+        finally:
+            cluster.close()
+    left = sorted({pid for pid in started if _alive(pid)} | set(processes_matching(str(tmp_path))))
+    for pid in left:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            os.kill(pid, signal.SIGKILL)
+    assert not left, "processes left running: %s" % left
+
+
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def cluster(cluster_factory):
+    """A started Cluster with one marathon-lb, Marathon 1.5 shapes."""
+    return cluster_factory()

@@ -13,6 +13,7 @@
 Everything it starts is stopped by ``close()``.
 """
 
+import csv
 import json
 import os
 import shutil
@@ -181,6 +182,17 @@ class Cluster:
             time.sleep(0.1)
         for lb in self.lbs:
             lb.wait_synced(max(1.0, end - time.monotonic()))
+        while not all(self.serving(lb) for lb in self.lbs):
+            if time.monotonic() > end:
+                raise TimeoutError("HAProxy did not mark the group's servers UP")
+            time.sleep(0.1)
+
+    def serving(self, lb):
+        """Whether every server of the group's backend on ``lb`` is UP or in MAINT (none DOWN or new)."""
+        backend = "%s_%d" % (GROUP, self.service_port)
+        statuses = [row.get("status", "") for row in csv.DictReader(lb.haproxy.stats_csv().lstrip("# ").splitlines())
+                    if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND")]
+        return bool(statuses) and all(status == "UP" or status.startswith("MAINT") for status in statuses)
 
     def frontend_urls(self):
         return ["http://%s:%d/" % (ip, self.service_port) for ip in self.lb_ips]
