@@ -1912,6 +1912,7 @@ def main(argv=None, *, clock=None, ask=None, stdout=None, stderr=None, environ=N
     events = Events(options.output == "json", stdout, clock)
     deployer = None
     installed = False
+    sessions = []
     try:
         if ask is None:
             if not options.force and not options.dry_run and not sys.stdin.isatty():
@@ -1923,8 +1924,10 @@ def main(argv=None, *, clock=None, ask=None, stdout=None, stderr=None, environ=N
         if threading.current_thread() is threading.main_thread():
             interrupts.install()
             installed = True
-        marathon_http = HttpClient(make_session(options, clock), options.request_timeout, deadline, clock, interrupts)
+        sessions.append(make_session(options, clock))
+        marathon_http = HttpClient(sessions[-1], options.request_timeout, deadline, clock, interrupts)
         lb_session = requests.Session()
+        sessions.append(lb_session)
         lb_session.headers["User-Agent"] = f"zdd/{__version__}"
         lb_http = HttpClient(lb_session, options.request_timeout, deadline, clock, interrupts)
         deployer = Deployer(options, MarathonClient(options.marathon, marathon_http),
@@ -1941,6 +1944,8 @@ def main(argv=None, *, clock=None, ask=None, stdout=None, stderr=None, environ=N
     finally:
         if installed:
             interrupts.uninstall()
+        for session in sessions:
+            session.close()
     events.emit("finished", **_summary(code, deployer, options, clock, events))
     return int(code)
 

@@ -22,7 +22,7 @@ Knobs, as app labels (the simulator reads them; they stay in the app JSON):
 
 ``SIM_START_DELAY_S``  seconds from launch to ``TASK_RUNNING`` (default 1)
 ``SIM_HEALTHY``        ``"false"``: every health check of the app fails
-                       (``RecordLauncher``; default healthy)
+                       (both launchers; default healthy)
 ``SIM_KILL_DELAY_S``   seconds from kill to gone (``RecordLauncher``; default 0)
 
 Knobs on the object (and over HTTP at ``/_sim/...`` for out-of-process use):
@@ -55,6 +55,7 @@ DEFAULT_START_DELAY_S = 1.0
 DEFAULT_KILL_DELAY_S = 0.0
 DEFAULT_KILL_GRACE_S = 3.0
 REAL_CLOCK_TICK_S = 0.05
+IDLE_CONNECTION_TIMEOUT_S = 5.0
 SERVICE_PORT_MIN = 10000
 SERVICE_PORT_MAX = 20000
 
@@ -304,8 +305,10 @@ class MarathonSim:
     """A Marathon v2 API server on 127.0.0.1:0 holding apps, tasks and deployments."""
 
     def __init__(self, clock=None, launcher=None, marathon_version="1.5", task_host="127.0.0.1",
-                 background_tick=None):
+                 background_tick=None, keep_alive=False):
         self.clock = clock if clock is not None else RealClock()
+        self.keep_alive = keep_alive  # HTTP/1.1 persistent connections, as Marathon's Jetty serves them
+        self.connections = 0  # TCP connections accepted, for the benchmarks
         self.launcher = launcher if launcher is not None else RecordLauncher(self.clock, task_host)
         self.marathon_version = marathon_version
         self.task_host = task_host
@@ -331,6 +334,13 @@ class MarathonSim:
 
         class Handler(_Handler):
             simulator = sim
+            protocol_version = "HTTP/1.1" if sim.keep_alive else "HTTP/1.0"
+            timeout = IDLE_CONNECTION_TIMEOUT_S  # an idle keep-alive connection is closed after this
+
+            def setup(self):
+                super().setup()
+                with sim._lock:
+                    sim.connections += 1
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
