@@ -59,12 +59,13 @@ def zdd_command():
 
 
 class Cluster:
-    def __init__(self, workdir, lbs=1, marathon_version="1.5"):
+    def __init__(self, workdir, lbs=1, marathon_version="1.5", keep_alive=False):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.clock = RealClock()
         self.launcher = ProcessLauncher(self.workdir / "tasks")
-        self.sim = MarathonSim(clock=self.clock, launcher=self.launcher, marathon_version=marathon_version)
+        self.sim = MarathonSim(clock=self.clock, launcher=self.launcher, marathon_version=marathon_version,
+                               keep_alive=keep_alive)
         self.lb_ips = ["127.0.0.%d" % (index + 1) for index in range(lbs)]
         self.stats_port = _free_everywhere(self.lb_ips)
         self.service_port = _free_everywhere(self.lb_ips, {self.stats_port})
@@ -141,8 +142,12 @@ class Cluster:
 
     def zdd(self, app_path, *args, timeout_s=300, **options):
         """Run zdd to the end; a CompletedProcess with its exit code, stdout and stderr."""
-        return subprocess.run(self.zdd_argv(app_path, *args, **options), cwd=REPO_ROOT, env=self._env(),
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout_s)
+        return self.run(self.zdd_argv(app_path, *args, **options), timeout_s=timeout_s)
+
+    def run(self, argv, timeout_s=300):
+        """Run a command (zdd_argv, perhaps edited) to the end, from the checkout."""
+        return subprocess.run(argv, cwd=REPO_ROOT, env=self._env(), stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=timeout_s)
 
     def zdd_popen(self, app_path, *args, **options):
         return subprocess.Popen(self.zdd_argv(app_path, *args, **options), cwd=REPO_ROOT, env=self._env(),

@@ -1,0 +1,125 @@
+"""How long a deployment takes in the sandbox, and how much of it is zdd's own overhead.
+
+For N instances (3, 10, 30) and a task start latency L (seconds from launch to
+running, the simulator's SIM_START_DELAY_S), it deploys blue, then runs the
+real zdd command (``--output json``) to deploy green, while an observer polls
+the same Marathon and marathon-lb every 50 ms and asks zdd's own pure core
+(``zdd.decide``) whether the next step could be taken now.
+
+For each step, zdd's overhead is the time from the moment the observer first
+saw the step possible to the moment zdd decided it (both on the wall clock).
+The lower bound is the total minus that overhead: what the sandbox itself
+needs (tasks starting and passing health checks, marathon-lb reloading,
+HAProxy draining). The target is at most one --step-delay of overhead per
+step, the first check of each step happening at once.
+"""
+
+import datetime
+import json
+import tempfile
+import threading
+import time
+import urllib.request
+
+import zdd
+from tests.sandbox.cluster import GROUP, Cluster
+
+OBSERVE_EVERY_S = 0.05
+STEP_DELAY_S = 1.0
+
+
+def _epoch(iso):
+    return datetime.datetime.fromisoformat(iso).timestamp()
+
+
+class Observer:
+    """Polls Marathon and every marathon-lb, recording when zdd's next step first became possible."""
+
+    def __init__(self, cluster, plan):
+        self.cluster = cluster
+        self.plan = plan
+        self.possible_at = {}  # (new instances, old instances) -> wall time
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _lb_view(self, lb, backend):
+        with urllib.request.urlopen(lb.url + zdd.PIDS_PATH, timeout=2) as reply:
+            pids = len(reply.read().split())
+        with urllib.request.urlopen(lb.url + zdd.STATS_PATH, timeout=2) as reply:
+            listeners = zdd.parse_stats(reply.read().decode(), backend)
+        return zdd.LbView(url=lb.url, pids=pids, listeners=listeners)
+
+    def _run(self):
+        backend = "%s_%d" % (GROUP, self.cluster.service_port)
+        while not self._stop.wait(OBSERVE_EVERY_S):
+            new_app = self.cluster.sim.app(self.plan.new_id)
+            old_app = self.cluster.sim.app(self.plan.old_id)
+            if new_app is None or old_app is None:
+                continue
+            try:
+                lbs = () if new_app["deployments"] else tuple(self._lb_view(lb, backend) for lb in self.cluster.lbs)
+            except OSError:
+                continue
+            step = zdd.decide(zdd.Observation(new_app, old_app, lbs), self.plan, zdd.resolve_host, 0.0, 300)
+            key = (new_app["instances"], old_app["instances"])
+            if not step.wait and key not in self.possible_at:
+                self.possible_at[key] = time.time()
+
+
+def measure(instances, start_latency_s, step_delay_s=STEP_DELAY_S):
+    """One blue -> green deployment; a dict of figures."""
+    with tempfile.TemporaryDirectory(prefix="zdd-bench-") as workdir, Cluster(workdir) as cluster:
+        cluster.deploy_first(instances)
+        plan = zdd.Plan(new_id="/%s-green" % GROUP, old_id="/%s-blue" % GROUP, target=instances)
+        observer = Observer(cluster, plan)
+        observer.start()
+        app = cluster.app(instances, SIM_START_DELAY_S=start_latency_s)
+        result = cluster.zdd(cluster.write_app(app), "--output", "json", step_delay_s=step_delay_s, timeout_s=900)
+        observer.stop()
+        if result.returncode != 0:
+            raise RuntimeError("zdd failed (%d):\n%s" % (result.returncode, result.stderr[-2000:]))
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    decisions = [e for e in events if e["event"] == "poll" and e["waiting"] is None]
+    overheads, late_first_checks = [], 0
+    for decision in decisions:
+        key = (decision["new_instances"], decision["old_instances"])
+        possible = observer.possible_at.get(key)
+        if possible is not None:
+            overheads.append(max(0.0, _epoch(decision["time"]) - possible))
+    # the first check of each step: the first poll after an action comes at once, not after a --step-delay
+    for index, event in enumerate(events):
+        if event["event"] in ("scaled", "killed") and index + 1 < len(events):
+            following = next((e for e in events[index + 1:] if e["event"] == "poll"), None)
+            if following and following["elapsed_s"] - event["elapsed_s"] >= step_delay_s:
+                late_first_checks += 1
+    total_s = next(e for e in events if e["event"] == "finished")["duration_s"]
+    overhead_s = sum(overheads)
+    return {"instances": instances, "latency_s": start_latency_s, "steps": len(decisions), "total_s": total_s,
+            "lower_bound_s": total_s - overhead_s, "overhead_s": overhead_s,
+            "max_step_overhead_s": max(overheads, default=0.0), "matched_steps": len(overheads),
+            "late_first_checks": late_first_checks, "step_delay_s": step_delay_s}
+
+
+def table(cases=((3, 1.0), (10, 1.0), (30, 1.0), (10, 3.0))):
+    lines = ["Deployment time in the sandbox (1 marathon-lb, --step-delay %g s; overhead = zdd's decision time minus"
+             " the moment an observer saw the step possible)" % STEP_DELAY_S,
+             "%9s %5s %5s %8s %12s %10s %14s %9s %s" % ("instances", "L s", "steps", "total s", "lower bound s",
+                                                      "overhead s", "max/step s", "late 1st", "target")]
+    for instances, latency_s in cases:
+        row = measure(instances, latency_s)
+        holds = row["max_step_overhead_s"] <= row["step_delay_s"] and row["late_first_checks"] == 0
+        lines.append("%9d %5.1f %5d %8.1f %12.1f %10.2f %14.2f %9d %s" % (
+            row["instances"], row["latency_s"], row["steps"], row["total_s"], row["lower_bound_s"],
+            row["overhead_s"], row["max_step_overhead_s"], row["late_first_checks"], "holds" if holds else "MISSED"))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table())

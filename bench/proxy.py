@@ -1,0 +1,88 @@
+"""A counting TCP proxy on loopback: how many connections and HTTP requests a client opens and sends.
+
+Requests are counted by the blank line that ends each request's headers
+(``\\r\\n\\r\\n`` from client to server), which is exact for zdd's traffic:
+GETs without bodies and writes whose JSON bodies hold no raw CRLF.
+"""
+
+import socket
+import threading
+
+END_OF_HEADERS = b"\r\n\r\n"
+
+
+class CountingProxy:
+    def __init__(self, target_host, target_port):
+        self.target = (target_host, target_port)
+        self.connections = 0
+        self.requests = 0
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self._stop = threading.Event()
+        self._threads = []
+        self._sockets = []
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self._listener.getsockname()[1]
+
+    def start(self):
+        thread = threading.Thread(target=self._accept, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def stop(self):
+        self._stop.set()
+        for sock in self._sockets:
+            try:
+                sock.close()
+            except OSError:
+                pass
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            upstream = socket.create_connection(self.target, timeout=30)
+            self._sockets += [client, upstream]
+            with self._lock:
+                self.connections += 1
+            for source, sink, counting in ((client, upstream, True), (upstream, client, False)):
+                thread = threading.Thread(target=self._pipe, args=(source, sink, counting), daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _pipe(self, source, sink, counting):
+        tail = b""
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if counting:
+                    window = tail + data
+                    with self._lock:
+                        self.requests += window.count(END_OF_HEADERS)
+                    tail = window[-3:]
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass

@@ -1,0 +1,70 @@
+"""How many HTTP requests one zdd poll makes, and how many TCP connections a deployment opens.
+
+A 10-instance blue -> green deployment in the sandbox (Marathon simulator with
+HTTP/1.1 keep-alive, as Marathon serves it; 2 marathon-lbs), with zdd talking
+to Marathon and to each marathon-lb through a counting TCP proxy
+(bench/proxy.py), and ``--output json`` to count its polls.
+"""
+
+import json
+import tempfile
+import urllib.parse
+
+from bench.proxy import CountingProxy
+from tests.sandbox.cluster import Cluster, zdd_command
+
+INSTANCES = 10
+LBS = 2
+
+
+def _proxy_for(url):
+    parts = urllib.parse.urlsplit(url)
+    return CountingProxy(parts.hostname, parts.port).start()
+
+
+def measure(step_delay_s=1.0):
+    with tempfile.TemporaryDirectory(prefix="zdd-bench-") as workdir, \
+            Cluster(workdir, lbs=LBS, keep_alive=True) as cluster:
+        cluster.deploy_first(INSTANCES)
+        marathon = _proxy_for(cluster.sim.url)
+        lbs = [_proxy_for(lb.url) for lb in cluster.lbs]
+        try:
+            argv = cluster.zdd_argv(cluster.write_app(cluster.app(INSTANCES)), "--output", "json",
+                                    step_delay_s=step_delay_s)
+            start = len(zdd_command())  # "python -m zdd" has a -m of its own
+            argv[argv.index("-m", start) + 1] = marathon.url
+            argv[argv.index("-l", start) + 1] = ",".join(proxy.url for proxy in lbs)
+            result = cluster.run(argv, timeout_s=600)
+        finally:
+            for proxy in [marathon, *lbs]:
+                proxy.stop()
+    if result.returncode != 0:
+        raise RuntimeError("zdd failed:\n" + result.stderr[-2000:])
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    return {"polls": sum(1 for e in events if e["event"] == "poll"),
+            "lb_polls": sum(1 for e in events if e["event"] == "poll" and e["lbs"]),
+            "writes": sum(1 for e in events if e["event"] in ("created", "killed", "scaled", "deleted")),
+            "marathon": (marathon.requests, marathon.connections),
+            "lbs": [(proxy.requests, proxy.connections) for proxy in lbs],
+            "duration_s": events[-1]["duration_s"]}
+
+
+def table():
+    row = measure()
+    polls = row["polls"]
+    requests, connections = row["marathon"]
+    lines = ["Requests per poll and connections (%d instances, %d marathon-lbs, --step-delay 1 s, %.1f s, %d polls,"
+             " %d of them reading the marathon-lbs)" % (INSTANCES, LBS, row["duration_s"], polls, row["lb_polls"]),
+             "%-14s %9s %10s %12s" % ("endpoint", "requests", "per poll", "connections"),
+             "%-14s %9d %10.2f %12d" % ("Marathon", requests, (requests - row["writes"] - 1) / polls, connections)]
+    for index, (lb_requests, lb_connections) in enumerate(row["lbs"]):
+        lines.append("%-14s %9d %10.2f %12d" % ("marathon-lb %d" % (index + 1), lb_requests,
+                                               lb_requests / max(1, row["lb_polls"]), lb_connections))
+    lines.append("(Marathon per poll: its requests less the %d writes and the one app list; marathon-lb per poll:"
+                 " per poll that reads it; the first marathon-lb request is zdd's check before the first write)"
+                 % row["writes"])
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table())
