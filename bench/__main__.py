@@ -23,8 +23,7 @@ def machine():
 
 def main():
     print("machine: " + machine())
-    for name, module in (("poll cost", poll_cost), ("requests per poll", requests_per_poll),
-                         ("deployment time", deploy_time)):
+    for module in (poll_cost, requests_per_poll, deploy_time):
         print()
         sys.stdout.flush()
         print(module.table())
