@@ -1,7 +1,6 @@
 """The fake marathon-lb stats endpoint, and a manual blue->green swap seen through it."""
 
 import csv
-import io
 
 import pytest
 import requests

@@ -63,12 +63,14 @@ def _app(app_id, tasks, instances=None, labels=None, health=True, shape="portDef
     elif shape == "ports":
         app["ports"] = [port]
     elif shape == "docker":
-        app["container"] = {"docker": {"network": "BRIDGE", "portMappings": [{"containerPort": 80, "servicePort": port}]}}
+        mappings = [{"containerPort": 80, "servicePort": port}]
+        app["container"] = {"docker": {"network": "BRIDGE", "portMappings": mappings}}
     elif shape == "mappings":
         app["container"] = {"portMappings": [{"containerPort": 80, "servicePort": port}]}
         app["networks"] = [{"mode": "container/bridge"}]
     elif shape == "ip14":
-        app["container"] = {"docker": {"network": "USER", "portMappings": [{"containerPort": 8080, "servicePort": port}]}}
+        mappings = [{"containerPort": 8080, "servicePort": port}]
+        app["container"] = {"docker": {"network": "USER", "portMappings": mappings}}
         app["ipAddress"] = {"networkName": "dcos"}
     elif shape == "ip15":
         app["container"] = {"portMappings": [{"containerPort": 8080, "servicePort": port}]}
