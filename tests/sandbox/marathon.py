@@ -37,6 +37,32 @@ Knobs on the object (and over HTTP at ``/_sim/...`` for out-of-process use):
 ``sim.requests`` / ``sim.writes()``
     the log of API requests (``GET /_sim/requests`` returns it as JSON);
     ``sim.clear_log()`` / ``POST /_sim/clear_log`` empties it.
+
+Transport faults (``POST /_sim/faults`` takes the same fields as JSON,
+``DELETE /_sim/faults`` clears them; ``sim.faults_injected`` counts by kind):
+
+``sim.inject(kind, rate=1.0, count=None, for_s=None, method=None, path_regex=None, client_regex=None,
+             status=(500, 503), delay_s=0.0, seed=None)``
+    from now on, requests that match (``method``; ``path_regex`` searched in
+    the path; ``client_regex`` searched in the User-Agent, e.g. ``"^zdd/"``)
+    suffer ``kind``:
+    ``"error"`` answer one of ``status`` (taken in turn) without touching the
+    state; ``"delay"`` serve the request at once, then hold the answer
+    ``delay_s`` seconds (longer than a client's timeout: the write is done,
+    the client does not know); ``"drop"`` read the request, then close the
+    connection without an answer and without serving it.
+    ``rate`` is the fraction of matching requests hit, spread evenly (the
+    k-th is hit when ``floor(k * rate)`` grows: 0.2 hits every fifth, never
+    two in a row), or drawn at random with ``seed``. The fault ends after
+    ``count`` hits or ``for_s`` seconds, whichever comes first (neither: it
+    stays until ``sim.clear_faults()``; ``for_s`` is real time). The first
+    matching fault applies. Errors and drops are not in ``sim.requests``.
+``sim.go_down()`` / ``sim.come_up()``
+    close the listening socket, so every connection is refused, as a Marathon
+    that is down; ``come_up`` listens on the same port again. The state,
+    the tasks and the ticking go on meanwhile (Mesos keeps the tasks).
+    ``POST /_sim/down`` with ``{"for_s": N}`` comes back up by itself after N
+    seconds.
 """
 
 import copy
@@ -44,8 +70,12 @@ import dataclasses
 import datetime
 import http.server
 import json
+import math
+import random
 import re
+import socket
 import threading
+import time
 import urllib.parse
 import uuid
 
@@ -320,6 +350,11 @@ class MarathonSim:
         self._deployments = {}
         self._last_version = None
         self._failures = []        # [method, regex, status, remaining, body]
+        self._faults = []          # _Fault, first match applies
+        self.faults_injected = {"error": 0, "delay": 0, "drop": 0}
+        self._port = None
+        self._handler = None
+        self._down_timer = None
         self._health_override = {}
         self._slave_id = "%s-S0" % uuid.uuid4()
         self._server = None
@@ -342,21 +377,49 @@ class MarathonSim:
                 with sim._lock:
                     sim.connections += 1
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        serve = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                 name="marathon-sim", daemon=True)
-        serve.start()
-        self._threads.append(serve)
+        self._handler = Handler
+        self._listen(0)
         if self._background_tick:
             ticker = threading.Thread(target=self._tick_forever, name="marathon-sim-tick", daemon=True)
             ticker.start()
             self._threads.append(ticker)
         return self
 
+    def _listen(self, port):
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), self._handler)
+        self._server.daemon_threads = True
+        self._port = self._server.server_address[1]
+        serve = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                 name="marathon-sim", daemon=True)
+        serve.start()
+        self._threads.append(serve)
+
+    def go_down(self, for_s=None):
+        """Refuse every connection (the listening socket is closed) until come_up(), or for ``for_s`` s."""
+        with self._lock:
+            server, self._server = self._server, None
+            if self._down_timer is not None:
+                self._down_timer.cancel()
+            self._down_timer = None
+            if for_s is not None:
+                self._down_timer = threading.Timer(for_s, self.come_up)
+                self._down_timer.daemon = True
+                self._down_timer.start()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+    def come_up(self):
+        """Listen again on the same port after go_down()."""
+        with self._lock:
+            if self._server is None and not self._stop_event.is_set():
+                self._listen(self._port)
+
     def stop(self):
         """Stop the server and the ticker, and stop every task through the launcher."""
         self._stop_event.set()
+        if self._down_timer is not None:
+            self._down_timer.cancel()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -374,7 +437,7 @@ class MarathonSim:
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d" % self._server.server_address[1]
+        return "http://127.0.0.1:%d" % self._port
 
     def _tick_forever(self):
         while not self._stop_event.wait(REAL_CLOCK_TICK_S):
@@ -387,6 +450,44 @@ class MarathonSim:
         with self._lock:
             self._failures.append([method.upper(), re.compile(path_regex), int(status), int(count),
                                    body if body is not None else {"message": "injected failure"}])
+
+    def inject(self, kind, rate=1.0, count=None, for_s=None, method=None, path_regex=None, client_regex=None,
+               status=(500, 503), delay_s=0.0, seed=None):
+        """Make matching requests fail in transport (see the module docstring); returns the fault."""
+        if kind not in self.faults_injected:
+            raise ValueError("unknown fault kind %r" % kind)
+        statuses = [int(status)] if isinstance(status, (int, str)) else [int(code) for code in status]
+        fault = _Fault(kind=kind, rate=float(rate), remaining=count,
+                       until=None if for_s is None else time.monotonic() + float(for_s),
+                       method=method.upper() if method else None,
+                       path_re=re.compile(path_regex) if path_regex else None,
+                       client_re=re.compile(client_regex) if client_regex else None,
+                       statuses=statuses, delay_s=float(delay_s),
+                       rng=random.Random(seed) if seed is not None else None)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear_faults(self):
+        with self._lock:
+            self._faults.clear()
+
+    def _fault_for(self, method, path, client):
+        """The transport fault this request suffers, as (kind, status or delay), or None."""
+        with self._lock:
+            now = time.monotonic()
+            self._faults = [fault for fault in self._faults if fault.live(now)]
+            for fault in self._faults:
+                if not fault.matches(method, path, client):
+                    continue
+                if not fault.hits():
+                    return None
+                self.faults_injected[fault.kind] += 1
+                if fault.kind == "error":
+                    status = fault.statuses[(fault.injected - 1) % len(fault.statuses)]
+                    return "error", status
+                return fault.kind, fault.delay_s
+            return None
 
     def set_task_healthy(self, task_id, healthy):
         """Force one task's health check result (None: ask the launcher again)."""
@@ -1113,6 +1214,21 @@ class MarathonSim:
             return 200, {"ok": True}, {}
         if path == "/_sim/requests" and method == "GET":
             return 200, [dataclasses.asdict(record) for record in self.requests], {}
+        if path == "/_sim/faults" and method == "POST":
+            kind = body.pop("kind")
+            self.inject(kind, **body)
+            return 200, {"ok": True}, {}
+        if path == "/_sim/faults" and method == "DELETE":
+            self.clear_faults()
+            return 200, {"ok": True}, {}
+        if path == "/_sim/faults" and method == "GET":
+            return 200, dict(self.faults_injected), {}
+        if path == "/_sim/down" and method == "POST":
+            # answered first: the listening socket closes right after
+            timer = threading.Timer(0.05, self.go_down, kwargs={"for_s": body.get("for_s")})
+            timer.daemon = True
+            timer.start()
+            return 200, {"ok": True}, {}
         if path == "/_sim/clear_log" and method == "POST":
             self.requests.clear()
             return 200, {"ok": True}, {}
@@ -1144,6 +1260,44 @@ def _label_selector_matches(selector, labels):
     return True
 
 
+@dataclasses.dataclass
+class _Fault:
+    """One injected transport fault (``MarathonSim.inject``)."""
+    kind: str
+    rate: float
+    remaining: object
+    until: object
+    method: object
+    path_re: object
+    client_re: object
+    statuses: list
+    delay_s: float
+    rng: object
+    seen: int = 0
+    injected: int = 0
+
+    def live(self, now):
+        return (self.remaining is None or self.remaining > 0) and (self.until is None or now < self.until)
+
+    def matches(self, method, path, client):
+        return ((self.method is None or self.method == method)
+                and (self.path_re is None or self.path_re.search(path))
+                and (self.client_re is None or self.client_re.search(client or "")))
+
+    def hits(self):
+        """Count one matching request; True when this one is hit."""
+        self.seen += 1
+        if self.rng is not None:
+            hit = self.rng.random() < self.rate
+        else:
+            hit = math.floor(self.seen * self.rate + 1e-9) > math.floor((self.seen - 1) * self.rate + 1e-9)
+        if hit:
+            self.injected += 1
+            if self.remaining is not None:
+                self.remaining -= 1
+        return hit
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     simulator = None
     protocol_version = "HTTP/1.0"
@@ -1157,7 +1311,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                  urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()}
         length = int(self.headers.get("Content-Length") or 0)
         body_bytes = self.rfile.read(length) if length else b""
-        status, payload, extra = self.simulator.handle(self.command, parsed.path, query, self.headers, body_bytes)
+        fault = None
+        if not parsed.path.startswith("/_sim/"):
+            fault = self.simulator._fault_for(self.command, parsed.path, self.headers.get("User-Agent"))
+        if self.simulator._server is None:  # went down while this connection was open
+            fault = ("drop", None)
+        if fault is not None and fault[0] == "drop":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault is not None and fault[0] == "error":
+            status, payload, extra = fault[1], {"message": "injected fault: HTTP %d" % fault[1]}, {}
+        else:
+            status, payload, extra = self.simulator.handle(self.command, parsed.path, query, self.headers,
+                                                           body_bytes)
+        if fault is not None and fault[0] == "delay":
+            time.sleep(fault[1])  # served already; the answer comes late
         if payload is None:
             data = b""
         elif isinstance(payload, str):
@@ -1170,8 +1339,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for key, value in extra.items():
             self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        try:
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a delayed answer)
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
