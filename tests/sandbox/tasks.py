@@ -28,6 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LABEL_COLOUR = "HAPROXY_DEPLOYMENT_COLOUR"
 LABEL_START_DELAY_S = "SIM_START_DELAY_S"
 LABEL_SLOW_MS = "SIM_SLOW_MS"
+LABEL_HEALTHY = "SIM_HEALTHY"
 
 HEALTH_PATH = "/health"
 HEALTH_TIMEOUT_S = 0.5
@@ -134,6 +135,7 @@ class _Task:
     port: int
     health_path: str
     log_file: object
+    unhealthy: bool = False  # the app's SIM_HEALTHY label is "false": every health check fails
 
 
 def _is_free(ip, port):
@@ -232,13 +234,14 @@ class ProcessLauncher:
                 argv, cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL,
                 stdout=log_file, stderr=log_file, start_new_session=True,
             )
-            self._tasks[task_id] = _Task(process, ip, port, health_path, log_file)
+            unhealthy = str(labels.get(LABEL_HEALTHY, "true")).lower() == "false"
+            self._tasks[task_id] = _Task(process, ip, port, health_path, log_file, unhealthy)
         return placement
 
     def check_health(self, task_id):
         """True when the task answers 200 on its health path right now."""
         task = self._tasks.get(task_id)
-        if task is None or task.process.poll() is not None:
+        if task is None or task.unhealthy or task.process.poll() is not None:
             return False
         connection = http.client.HTTPConnection(task.ip, task.port, timeout=HEALTH_TIMEOUT_S)
         try:
