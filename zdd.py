@@ -73,6 +73,8 @@ LABEL_STARTED_AT = "HAPROXY_DEPLOYMENT_STARTED_AT"
 LABEL_TARGET = "HAPROXY_DEPLOYMENT_TARGET_INSTANCES"
 LABEL_NEW_INSTANCES = "HAPROXY_DEPLOYMENT_NEW_INSTANCES"
 
+ZDD_LABELS = (LABEL_APP_ID, LABEL_PORT, LABEL_COLOUR, LABEL_STARTED_AT, LABEL_TARGET, LABEL_NEW_INSTANCES)
+
 BLUE, GREEN = "blue", "green"
 
 DEFAULT_STEP_DELAY_S = 5
@@ -723,10 +725,10 @@ def assess_restore(observation, target, resolve):
 
     ``observation.new_app`` is the app being restored, ``old_app`` the failed
     one. The restored app must run ``target`` healthy tasks that every
-    marathon-lb lists. Tasks of the failed app that marathon-lb is draining
-    must be drained first; the others are either not routed at all (never
-    healthy) or routed as marathon-lb's "new" app, which only the delete ends
-    (HAProxy redispatches their requests once they stop).
+    marathon-lb lists, and every task of the failed app that a marathon-lb
+    lists must be drained there first (MAINT, no sessions): deleting a task
+    HAProxy still sends requests to loses the ones it has accepted. marathon-lb
+    drains them once it sees the restored app as the new one (``lb_roles``).
     """
     restored_app, failed_app = observation.new_app, observation.old_app
     if restored_app.get("deployments"):
@@ -741,12 +743,41 @@ def assess_restore(observation, target, resolve):
         if not set(restored) <= {listener.svname for listener in lb.listeners}:
             return f"marathon-lb {lb.url} does not list every restored task yet", False
     failed, _ = _routable_names(failed_app, resolve)
-    in_maint = {listener.svname for lb in observation.lbs for listener in lb.listeners if listener.maint}
+    listed = {listener.svname for lb in observation.lbs for listener in lb.listeners}
     drained = _on_every_lb(observation.lbs, lambda listener: listener.drained)
-    draining = (set(failed) & in_maint) - drained
+    draining = (set(failed) & listed) - drained
     if draining:
         return f"waiting for HAProxy to drain {len(draining)} task(s) of the failed app", True
     return None, False
+
+
+def lb_roles(first, second):
+    """(old, new): which of two apps of one group marathon-lb treats as the old one, and which as the new.
+
+    The later HAPROXY_DEPLOYMENT_STARTED_AT is new, unless the new one carries
+    HAPROXY_DEPLOYMENT_NEW_INSTANCES and the other was scaled later
+    (``versionInfo.lastScalingAt``): then they swap. marathon-lb drains only
+    the old app's tasks.
+    """
+    old, new = sort_deploys([first, second])
+    if LABEL_NEW_INSTANCES in (new.get("labels") or {}):
+        if _last_scaling_at(old) > _last_scaling_at(new):
+            old, new = new, old
+    return old, new
+
+
+def _last_scaling_at(app):
+    value = (app.get("versionInfo") or {}).get("lastScalingAt")
+    try:
+        return _naive_utc(dateutil.parser.parse(value))
+    except (TypeError, ValueError, OverflowError):
+        return datetime.datetime.min
+
+
+def needs_handover(restored_app, failed_app, resolve):
+    """During a rollback: whether marathon-lb routes the failed app's tasks as the new app's (never draining them)."""
+    failed, _ = _routable_names(failed_app, resolve)
+    return bool(failed) and lb_roles(restored_app, failed_app)[1] is failed_app
 
 
 def _on_every_lb(lbs, predicate):
@@ -1034,8 +1065,9 @@ class MarathonClient:
     def create_app(self, app):
         return self.write("POST", "/v2/apps", app, CreateFailed)
 
-    def scale_app(self, app_id, instances):
-        return self.write("PUT", "/v2/apps" + app_id, {"instances": instances}, ScaleFailed)
+    def scale_app(self, app_id, instances, force=False):
+        query = "?force=true" if force else ""
+        return self.write("PUT", "/v2/apps" + app_id + query, {"instances": instances}, ScaleFailed)
 
     def kill_tasks(self, task_ids):
         return self.write("POST", "/v2/tasks/delete?scale=true", {"ids": list(task_ids)}, ScaleFailed)
@@ -1132,13 +1164,17 @@ class MarathonLbClient:
     def _observe_one(self, url, backend):
         shown = redact_url(url)  # LbView.url is printed in progress lines and JSON events
         try:
-            pids = self._get(url + PIDS_PATH)
-            pid_count = len(pids.split())
-            if pid_count > RESTING_PID_COUNT:
-                return LbView(url=shown, pids=pid_count)
+            pid_count = len(self._get(url + PIDS_PATH).split())
+        except RequestFailed as exc:
+            return LbView(url=shown, error=str(exc))
+        # The stats are read while reloading too: an old worker that a long-lived connection
+        # keeps alive would otherwise hide which old tasks are MAINT once --max-wait passes.
+        try:
             stats = self._get(url + STATS_PATH)
             return LbView(url=shown, pids=pid_count, listeners=parse_stats(stats, backend))
         except (RequestFailed, ValueError) as exc:
+            if pid_count > RESTING_PID_COUNT:
+                return LbView(url=shown, pids=pid_count, error=str(exc))
             return LbView(url=shown, error=str(exc))
 
     def _get(self, url, attempts=1):
@@ -1261,7 +1297,7 @@ class Deployer:
         self.print_definition(new_app)
         if previous is not None:
             self.plan = plan_swap(new_app, previous, self.options, hybrid=self.options.new_instances > 0)
-            self.log_plan(new_app, previous)
+        self.log_plan(new_app, previous, labels_set=ZDD_LABELS)
         if self.options.dry_run:
             return ExitCode.OK
         self.confirm("Continue with deployment?")
@@ -1309,15 +1345,27 @@ class Deployer:
             self.out.write(json.dumps(app, sort_keys=True, indent=2) + "\n")
             self.out.flush()
 
-    def log_plan(self, new_app, old_app):
-        """The scale schedule this run will follow if every step converges."""
-        plan = self.plan
-        news, olds = scale_schedule(plan, new_app.get("instances", 0), old_app.get("instances", 0))
-        new_colour, old_colour = colour_of(new_app) or new_app["id"], colour_of(old_app) or old_app["id"]
-        summary = (f"{new_colour} {' -> '.join(map(str, news))}, {old_colour} {' -> '.join(map(str, olds))}"
-                   + (" (hybrid: both kept)" if plan.hybrid_goal else f" (then {old_app['id']} is deleted)"))
+    def log_plan(self, new_app, old_app, labels_set=None):
+        """What this run will do: the apps, ports, labels and the scale schedule if every step converges."""
+        new_desc = f"{new_app['id']} ({colour_of(new_app)}, service port {service_port(new_app)})"
+        labels = (new_app.get("labels") or {})
+        if labels_set:
+            logger.info("plan: labels set on %s: %s", new_app["id"],
+                        " ".join(f"{key}={labels[key]}" for key in labels_set))
+        if old_app is None:
+            summary = f"{new_desc} created with {new_app.get('instances', 0)} instance(s): the first deployment"
+            plan = Plan(new_app["id"], None, target=deployment_target(new_app))
+            news, olds = [new_app.get("instances", 0)], []
+        else:
+            plan = self.plan
+            news, olds = scale_schedule(plan, new_app.get("instances", 0), old_app.get("instances", 0))
+            new_colour, old_colour = colour_of(new_app) or new_app["id"], colour_of(old_app) or old_app["id"]
+            summary = (f"{new_desc} replaces {old_app['id']} ({old_colour}, service port {service_port(old_app)})"
+                       f" behind HAProxy port {labels.get(LABEL_PORT)}: {new_colour} {' -> '.join(map(str, news))}, "
+                       f"{old_colour} {' -> '.join(map(str, olds))}"
+                       + (" (hybrid: both kept)" if plan.hybrid_goal else f" (then {old_app['id']} is deleted)"))
         logger.info("plan: %s", summary)
-        self.events.emit("plan", new_app=new_app["id"], old_app=old_app["id"], target=plan.target,
+        self.events.emit("plan", new_app=new_app["id"], old_app=old_app and old_app["id"], target=plan.target,
                          hybrid_goal=plan.hybrid_goal, new_schedule=news, old_schedule=olds, summary=summary)
 
     def confirm(self, question):
@@ -1375,6 +1423,7 @@ class Deployer:
         self.deadline = self.final_deadline
         started = self.clock.monotonic()
         waiting_since = None
+        handed_over = False
         try:
             while True:
                 self.interrupts.check()
@@ -1393,6 +1442,14 @@ class Deployer:
                     continue
                 if failed is None:
                     break
+                if not handed_over and not restored.get("deployments") and needs_handover(restored, failed,
+                                                                                          self.resolve):
+                    try:
+                        self.hand_over(plan.old_id, plan.target, plan.new_id)
+                        handed_over = True
+                    except Locked as exc:
+                        self.wait_locked("restoring the old app", exc)
+                    continue
                 lbs = () if restored.get("deployments") else self.lbs.observe(self.backend(restored))
                 reason, draining = assess_restore(Observation(restored, failed, lbs), plan.target, self.resolve)
                 now = self.clock.monotonic()
@@ -1411,6 +1468,21 @@ class Deployer:
         elapsed = self.clock.monotonic() - started
         self.events.emit("rolled_back", app=plan.old_id, duration_s=round(elapsed, 3))
         raise RolledBack(f"{failure}; rolled back to {plan.old_id} in {elapsed:.0f} s")
+
+    def hand_over(self, app_id, target, failed_id):
+        """Make marathon-lb treat the restored app as the new one, so that it drains the failed app.
+
+        marathon-lb calls "new" the app scaled last; Marathon keeps
+        ``lastScalingAt`` on a scale to the same count, so scale up by one and
+        at once back (forced over the first deployment): Marathon stops the
+        extra task while it is still staging, before any marathon-lb routes it.
+        """
+        logger.info("Scaling %s to %d and back, so that marathon-lb drains %s before it is deleted", app_id,
+                    target + 1, failed_id)
+        self.marathon.scale_app(app_id, target + 1)
+        self.events.emit("scaled", app=app_id, instances=target + 1)
+        self.marathon.scale_app(app_id, target, force=True)
+        self.events.emit("scaled", app=app_id, instances=target)
 
     def backend(self, app):
         port = (app.get("labels") or {}).get(LABEL_PORT) or service_port(app)

@@ -15,7 +15,7 @@ OPTIONAL_STR = (str, type(None))
 SCHEMA = {
     "start": {"version": str, "app": str, "group": str, "dry_run": bool},
     "app_prepared": {"app": dict},
-    "plan": {"new_app": str, "old_app": str, "target": int, "hybrid_goal": int, "new_schedule": list,
+    "plan": {"new_app": str, "old_app": OPTIONAL_STR, "target": int, "hybrid_goal": int, "new_schedule": list,
              "old_schedule": list, "summary": str},
     "created": {"app": str, "instances": int},
     "poll": {"step": int, "new_app": str, "new_instances": int, "old_app": str, "old_instances": int,
