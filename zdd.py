@@ -1212,6 +1212,20 @@ class Interrupts:
         if self.signum is not None:
             raise Interrupted(self.signum)
 
+    def ask(self, ask, question):
+        """Ask the operator; Ctrl-C at the prompt stops zdd at once (nothing is pending then)."""
+        self.check()
+        handler = signal.getsignal(signal.SIGINT)
+        if handler == self._handle:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            return ask(question)
+        except KeyboardInterrupt:
+            raise Interrupted(signal.SIGINT) from None
+        finally:
+            if handler == self._handle:
+                signal.signal(signal.SIGINT, handler)
+
     def sleep(self, seconds):
         """Sleep, waking early to stop when a signal came."""
         end = self.clock.monotonic() + seconds
@@ -1371,7 +1385,7 @@ class Deployer:
     def confirm(self, question):
         if self.options.force:
             return
-        if not self.ask(question):
+        if not self.interrupts.ask(self.ask, question):
             raise Declined("the operator answered no")
 
     # -- writes ------------------------------------------------------------
@@ -1553,8 +1567,7 @@ class Deployer:
             logger.info("Killing %d drained old task(s) of %s:\n  - %s", len(step.kill), old_app["id"],
                         "\n  - ".join(step.kill))
             self.confirm("Continue?")
-            self.interrupts.check()
-            self.marathon.kill_tasks(step.kill)
+            self.marathon.kill_tasks(step.kill)  # no stop between the hook, the answer and the kill
             self.events.emit("killed", app=old_app["id"], tasks=list(step.kill), forced=step.forced)
         if step.scale_to is not None:
             logger.info("Scaling %s up to %d instance(s)", new_app["id"], step.scale_to)

@@ -640,7 +640,12 @@ def test_rollback_when_the_hook_refuses_the_first_kill(world, app_file, tmp_path
     hook, _ = make_hook(tmp_path, 1)
     code, _, err = run(world, app_file(), "--on-failure", "rollback", "--pre-kill-hook", hook)
     assert code == zdd.ExitCode.ROLLED_BACK, err
-    assert writes(world) == [("create", "/nginx-green", 1), ("delete", "/nginx-green")]
+    # green serves as marathon-lb's new app: blue is scaled up and straight back (forced) so that it is the
+    # app scaled last, which marathon-lb then calls new; green is drained before it is deleted
+    assert writes(world) == [("create", "/nginx-green", 1), ("scale", "/nginx-blue", 4), ("scale", "/nginx-blue", 3),
+                             ("delete", "/nginx-green")]
+    assert [write.query for write in world.sim.writes() if write.method == "PUT"] == [{}, {"force": "true"}]
+    assert "--max-wait passed" not in err
     assert settle(world) == {"/nginx-blue": (3, 3)}
 
 
@@ -667,3 +672,18 @@ def test_without_rollback_a_failure_leaves_both_apps(world, app_file):
     code, _, _ = run(world, app_file(unhealthy_app()), "--stall-timeout", "60")
     assert code == zdd.ExitCode.STALLED
     assert set(settle(world)) == {"/nginx-blue", "/nginx-green"}
+
+
+def test_ctrl_c_at_a_prompt_stops_with_130_and_writes_nothing_more(world, app_file):
+    seed_blue(world, 3)
+    answers = iter([True])
+
+    def answer(question):
+        if next(answers, None) is None:
+            raise KeyboardInterrupt
+        return True
+
+    code, _, err = run(world, app_file(), ask=answer)
+    assert code == zdd.ExitCode.INTERRUPTED
+    assert writes(world) == [("create", "/nginx-green", 1)]
+    assert "to finish: zdd " in err
