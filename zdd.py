@@ -708,6 +708,29 @@ def assess_drain(observation, plan, resolve):
     return Drain(drained_ids=drained_ids, maint_ids=maint_ids)
 
 
+def old_app_unrouted(observation, plan, resolve):
+    """Whether the old app can be deleted at once: no marathon-lb routes any of its tasks.
+
+    That is when none of them ever became healthy (e.g. --complete-prev after
+    a new app that never did), once the new app runs its target and every
+    marathon-lb has it UP.
+    """
+    new_app, old_app, lbs = observation.new_app, observation.old_app, observation.lbs
+    if plan.hybrid_goal or new_app.get("instances", 0) != plan.target or not lbs or _lb_problem(lbs) is not None:
+        return False
+    new_names, new_unnamed = _routable_names(new_app, resolve)
+    old_routable, old_unnamed = _routable_names(old_app, resolve)
+    if new_unnamed or old_unnamed or old_routable or len(new_names) < plan.target:
+        return False
+    old_names = {task_server_name(old_app, task, resolve) for task in old_app.get("tasks") or []}
+    for lb in lbs:
+        listed = {listener.svname for listener in lb.listeners}
+        up = {listener.svname for listener in lb.listeners if listener.up}
+        if not set(new_names) <= up or listed & old_names:
+            return False
+    return True
+
+
 def _lb_problem(lbs):
     """Why the marathon-lb views cannot be trusted now, as (reason, {"lb_failed": ...}), or None."""
     for lb in lbs:
@@ -793,6 +816,8 @@ def decide(observation, plan, resolve, waited_s, max_wait_s):
     new_count, old_count = new_app.get("instances", 0), old_app.get("instances", 0)
     if plan.hybrid_goal and new_count == plan.hybrid_goal and old_count == plan.old_target - plan.hybrid_goal:
         return Step(done=True)
+    if old_app_unrouted(observation, plan, resolve):
+        return Step(delete_old=True)
     drain = assess_drain(observation, plan, resolve)
     kill, forced = drain.drained_ids, False
     if drain.reason is not None:
@@ -947,6 +972,7 @@ def _token_lifetime_s(token):
 
 
 PERMANENT_CAUSES = ("host name does not resolve", "TLS verification failed")
+RETRIED_STATUSES = (500, 502, 503, 504)
 
 
 class HttpClient:
@@ -963,7 +989,7 @@ class HttpClient:
         """Send one request, trying again only where that is safe.
 
         A GET is tried up to ``attempts`` times after transport errors and
-        502/503/504. Any request is sent again after a refused connection or
+        5xx answers (500, 502, 503, 504). Any request is sent again after a refused connection or
         a connect timeout (nothing reached the server); a write that may have
         reached it is never repeated here: the caller re-reads the state.
         """
@@ -984,7 +1010,7 @@ class HttpClient:
                 tries = f" after {attempt + 1} attempts" if attempt else ""
                 raise RequestFailed(f"{method} {redact_url(url)} failed{tries}: {cause}",
                                     ambiguous=not _nothing_sent(exc)) from None
-            if method == "GET" and response.status_code in (502, 503, 504) and attempt + 1 < attempts:
+            if method == "GET" and response.status_code in RETRIED_STATUSES and attempt + 1 < attempts:
                 self._backoff(attempt)
                 continue
             return response
@@ -1059,7 +1085,10 @@ class MarathonClient:
         if response.status_code == 409 and "locked" in _message(response).lower():
             raise Locked(_message(response))
         if response.status_code >= 400:
-            raise failure(f"{method} {redact_url(url)} answered HTTP {response.status_code}: {_message(response)}")
+            # a 5xx may come after Marathon (or a proxy before it) acted: read the state again
+            hint = "ambiguous" if response.status_code >= 500 else None
+            raise failure(f"{method} {redact_url(url)} answered HTTP {response.status_code}: {_message(response)}",
+                          hint=hint)
         return response
 
     def create_app(self, app):
@@ -1391,6 +1420,7 @@ class Deployer:
     # -- writes ------------------------------------------------------------
 
     def create(self, app):
+        ambiguous_writes = 0
         while True:
             try:
                 self.marathon.create_app(app)
@@ -1398,10 +1428,15 @@ class Deployer:
             except Locked as exc:
                 self.wait_locked(f"creating {app['id']}", exc)
             except CreateFailed as exc:
-                if exc.hint == "ambiguous" and self.marathon.get_app(app["id"], missing_ok=True) is not None:
+                if exc.hint != "ambiguous":
+                    raise
+                if self.marathon.get_app(app["id"], missing_ok=True) is not None:
                     logger.warning("%s; Marathon has the app now, carrying on", exc)
                     break
-                raise
+                if ambiguous_writes >= AMBIGUOUS_WRITES_TOLERATED:
+                    raise
+                ambiguous_writes += 1
+                logger.warning("%s; Marathon does not have the app: creating it again", exc)
         self.events.emit("created", app=app["id"], instances=app.get("instances"))
         logger.info("Created %s with %s instance(s)", app["id"], app.get("instances"))
 
@@ -1552,7 +1587,7 @@ class Deployer:
                 ambiguous_writes = 0
             except Locked as exc:
                 self.wait_locked("changing instances", exc)
-            except ScaleFailed as exc:
+            except (ScaleFailed, DeleteFailed) as exc:
                 if exc.hint != "ambiguous" or ambiguous_writes >= AMBIGUOUS_WRITES_TOLERATED:
                     raise
                 ambiguous_writes += 1

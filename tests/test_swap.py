@@ -674,6 +674,18 @@ def test_without_rollback_a_failure_leaves_both_apps(world, app_file):
     assert set(settle(world)) == {"/nginx-blue", "/nginx-green"}
 
 
+def test_complete_prev_after_a_never_healthy_new_app_deletes_it(world, app_file):
+    seed_blue(world, 3)
+    path = app_file(unhealthy_app())
+    code, _, _ = run(world, path, "--stall-timeout", "60")
+    assert code == zdd.ExitCode.STALLED
+    code, _, err = run(world, path, "--complete-prev", "--stall-timeout", "60")
+    assert code == zdd.ExitCode.OK, err
+    # no marathon-lb routes green's never healthy task: it goes at once, with nothing to drain
+    assert writes(world) == [("create", "/nginx-green", 1), ("delete", "/nginx-green")]
+    assert settle(world) == {"/nginx-blue": (3, 3)}
+
+
 def test_ctrl_c_at_a_prompt_stops_with_130_and_writes_nothing_more(world, app_file):
     seed_blue(world, 3)
     answers = iter([True])
