@@ -1944,8 +1944,14 @@ def setup_logging(options, stream):
         logger.addHandler(syslog)
 
 
-def resume_command(argv):
-    """The command that finishes this deployment, with secrets left out."""
+ROLE_FLAGS = ("--dry-run", "-d", "--resume", "-r", "--complete-cur", "-c", "--complete-prev", "-p")
+
+
+def resume_command(argv, action="--resume"):
+    """This command with ``action`` (--resume, or --complete-prev to go back) instead of any role flag.
+
+    Secrets are left out: '***' stands for them.
+    """
     words, skip = ["zdd"], False
     for word in argv:
         if skip:
@@ -1960,10 +1966,10 @@ def resume_command(argv):
             words.append(word)
             skip = True
             continue
-        if word in ("--dry-run", "-d", "--resume", "-r"):
+        if word in ROLE_FLAGS:
             continue
         words.append(shlex.quote(_redact_word(word)))
-    return " ".join(words + ["--resume"])
+    return " ".join(words + [action])
 
 
 def _secret_flag(word):
@@ -2102,7 +2108,7 @@ def _report_failure(exc, deployer, options, events):
                 state.append(f"{app_id}: unknown (Marathon did not answer)")
         logger.error("state: %s", "; ".join(state))
         logger.error("to finish: %s", resume_command(options.argv))
-        logger.error("to go back: %s", resume_command(options.argv).replace("--resume", "--complete-prev"))
+        logger.error("to go back: %s", resume_command(options.argv, "--complete-prev"))
     events.emit("error", message=str(exc), exit_code=int(exc.exit_code))
 
 
