@@ -367,6 +367,17 @@ def test_a_reloading_lb_is_waited_for(world, app_file):
     assert writes(world) == [("create", "/nginx-green", 1)]
 
 
+def test_an_lb_reloading_all_along_is_passed_after_max_wait(world, app_file):
+    """An old HAProxy worker that never ends (a long-lived connection): each step goes on after --max-wait,
+    killing the old tasks in MAINT, as the stats are read while reloading too."""
+    seed_blue(world, 3)
+    world.lb.extra_pids = [4003]
+    code, _, err = run(world, app_file(), "--max-wait", "30", "--deadline", "600")
+    assert code == 0, err
+    assert "reloading (3 HAProxy PIDs)" in err and "--max-wait (30 s) passed" in err
+    assert writes(world) == SEQUENCE_3
+
+
 def test_a_lagging_lb_gives_the_same_writes(world, app_file):
     seed_blue(world, 10)
     world.lb.lag = 2
