@@ -107,8 +107,17 @@ class Service:
     health_check_path: Optional[str] = None  # ``option httpchk GET <path>``
 
 
-def render_config(services, stats_port, bind_ip, state_file, socket_path, lua_path):
+def render_config(services, stats_port, bind_ip, state_file, socket_path, lua_path, stats_garbage=None,
+                  hold=None):
     """The haproxy.cfg marathon-lb would write for ``services``.
+
+    Two fault knobs for the sandbox's failure tests, off by default:
+    ``stats_garbage`` (a text) makes the stats listener answer the CSV page
+    (``/haproxy?stats;csv``) with that text as ``200 text/html``, through an
+    ``http-request return`` rule, as a stats URL that reaches the wrong page
+    would; ``hold`` (``(port, sink_port)``) adds a TCP listener on ``port``
+    that forwards to ``bind_ip:sink_port``, so a long-lived connection
+    through it keeps an old worker alive after a reload.
 
     One addition to marathon-lb's defaults: ``option idle-close-on-response``.
     Without it, HAProxy 2.4+ makes an old worker close idle keep-alive client
@@ -156,6 +165,18 @@ def render_config(services, stats_port, bind_ip, state_file, socket_path, lua_pa
         "  stats uri /haproxy?stats",
         "",
     ]
+    if stats_garbage is not None:
+        text = stats_garbage.replace("\\", "\\\\").replace('"', '\\"').replace("$", "")
+        lines[-1:-1] = ['  http-request return status 200 content-type "text/html" string "%s" '
+                        'if { path /haproxy } { query -m sub csv }' % text]
+    if hold is not None:
+        lines += [
+            "listen zdd_sandbox_hold",
+            "  bind %s:%d" % (bind_ip, hold[0]),
+            "  mode tcp",
+            "  server sink %s:%d" % (bind_ip, hold[1]),
+            "",
+        ]
     for service in services:
         mode = getattr(service, "mode", "http")
         checked = getattr(service, "checked", False)
@@ -259,6 +280,8 @@ class HAProxyInstance:
         if not self.state_file.exists():
             self.state_file.write_text("")
         self.config_text = None
+        self.stats_garbage = None  # render_config's knobs
+        self.hold = None
         self.process: Optional[subprocess.Popen] = None
         self.reload_durations_s: List[float] = []
         self._log_file = None
@@ -282,7 +305,7 @@ class HAProxyInstance:
     def render(self, services):
         """This instance's config for ``services``."""
         return render_config(services, self.stats_port, self.bind_ip, self.state_file,
-                             self.stats_socket, self.lua_path)
+                             self.stats_socket, self.lua_path, stats_garbage=self.stats_garbage, hold=self.hold)
 
     # -- lifecycle
 
@@ -464,6 +487,12 @@ class HAProxyInstance:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+
+    def stop_for_restart(self):
+        """Stop every process, so connections are refused, and allow start() again."""
+        self.stop()
+        self.process = None
+        self.config_text = None
 
     def __enter__(self):
         return self
