@@ -42,6 +42,12 @@ def test_a_burst_ends_after_count(sim):
     assert statuses(sim, 5) == [500, 503, 502, 200, 200]
 
 
+def test_method_is_a_regex(sim):
+    sim.inject("error", method="POST|PUT|DELETE", status=503)
+    assert statuses(sim, 2) == [200, 200]
+    assert requests.delete(sim.url + "/v2/apps/a", timeout=5).status_code == 503
+
+
 def test_a_delayed_write_is_done_though_the_client_gave_up(sim):
     sim.inject("delay", delay_s=1.0, count=1, method="POST")
     with pytest.raises(requests.exceptions.ReadTimeout):

@@ -43,7 +43,8 @@ Transport faults (``POST /_sim/faults`` takes the same fields as JSON,
 
 ``sim.inject(kind, rate=1.0, count=None, for_s=None, method=None, path_regex=None, client_regex=None,
              status=(500, 503), delay_s=0.0, seed=None)``
-    from now on, requests that match (``method``; ``path_regex`` searched in
+    from now on, requests that match (``method``, a name or a regex matched
+    whole, e.g. ``"POST|PUT|DELETE"`` for the writes; ``path_regex`` searched in
     the path; ``client_regex`` searched in the User-Agent, e.g. ``"^zdd/"``)
     suffer ``kind``:
     ``"error"`` answer one of ``status`` (taken in turn) without touching the
@@ -459,7 +460,7 @@ class MarathonSim:
         statuses = [int(status)] if isinstance(status, (int, str)) else [int(code) for code in status]
         fault = _Fault(kind=kind, rate=float(rate), remaining=count,
                        until=None if for_s is None else time.monotonic() + float(for_s),
-                       method=method.upper() if method else None,
+                       method=re.compile(method.upper()) if method else None,
                        path_re=re.compile(path_regex) if path_regex else None,
                        client_re=re.compile(client_regex) if client_regex else None,
                        statuses=statuses, delay_s=float(delay_s),
@@ -1280,7 +1281,7 @@ class _Fault:
         return (self.remaining is None or self.remaining > 0) and (self.until is None or now < self.until)
 
     def matches(self, method, path, client):
-        return ((self.method is None or self.method == method)
+        return ((self.method is None or self.method.fullmatch(method))
                 and (self.path_re is None or self.path_re.search(path))
                 and (self.client_re is None or self.client_re.search(client or "")))
 
