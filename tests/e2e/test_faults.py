@@ -136,9 +136,11 @@ def fault_scenario(cluster, name, *args, fault=None, when=None, expect=0, heal=N
     resume_text = "" if resumed is None else "; resume exit %d in %.1f s, %d step(s)" % (
         resumed.code, resumed.duration_s, resumed.finished.get("steps", 0))
     faults = {kind: n for kind, n in cluster.sim.faults_injected.items() if n}
-    print("\n%s: zdd exit %d in %.1f s (wall %.1f s), %d step(s)%s; injected %s; requests %d, failed %d" % (
-        name, first.code, first.duration_s, first.wall_s, first.finished.get("steps", 0), resume_text,
-        faults or "-", counts["requests"], counts["failed"]))
+    rereads = first.stderr.count("reading Marathon again") + first.stderr.count("creating it again")
+    print("\n%s: zdd exit %d in %.1f s (wall %.1f s), %d step(s), %d write(s) read again%s; injected %s; "
+          "requests %d, failed %d" % (
+              name, first.code, first.duration_s, first.wall_s, first.finished.get("steps", 0), rereads,
+              resume_text, faults or "-", counts["requests"], counts["failed"]))
     assert counts["requests"] > 500, load.summary()
     assert counts["failed"] == 0, load.summary()
     assert cluster.apps() == FINAL_STATE
@@ -148,25 +150,40 @@ def fault_scenario(cluster, name, *args, fault=None, when=None, expect=0, heal=N
 # -- Marathon faults ------------------------------------------------------------------------------
 
 
+WRITES = "POST|PUT|DELETE"
+
+
 def test_marathon_error_rate_20_percent(cluster):
-    """A fifth of zdd's Marathon requests answer 500 or 503: retried or re-read, the deployment completes."""
+    """A fifth of zdd's Marathon reads and of its writes answer 500 or 503: the deployment completes.
+
+    Reads and writes are counted apart, so that the fifth write (of create,
+    kill, scale, kill, scale, delete) fails: read again, decided again.
+    """
     cluster.deploy_first(INSTANCES)
     sim = cluster.sim
-    fault_scenario(
-        cluster, "Marathon error rate 20%", "--stall-timeout", "30",
-        fault=lambda: sim.inject("error", rate=0.2, status=(500, 503), client_regex="^zdd/"))
+
+    def fault():
+        sim.inject("error", rate=0.2, method=WRITES, status=(500, 503), client_regex="^zdd/")
+        sim.inject("error", rate=0.2, method="GET", status=(500, 503), client_regex="^zdd/")
+
+    first, _, _ = fault_scenario(cluster, "Marathon error rate 20%", "--stall-timeout", "30", fault=fault)
     assert sim.faults_injected["error"] >= 5
+    assert "reading Marathon again" in first.stderr
 
 
 def test_marathon_5xx_burst(cluster):
-    """Halfway, the next 3 requests zdd sends answer 500, 503 and 502: it goes on and completes."""
+    """Halfway, the next 3 reads and the next 2 writes of zdd answer 5xx: it goes on and completes."""
     cluster.deploy_first(INSTANCES)
     sim = cluster.sim
-    fault_scenario(
-        cluster, "Marathon 5xx burst", "--stall-timeout", "30",
-        fault=lambda: sim.inject("error", count=3, status=(500, 503, 502), client_regex="^zdd/"),
-        when=lambda: first_kill_sent(cluster))
-    assert sim.faults_injected["error"] == 3
+
+    def fault():
+        sim.inject("error", count=2, method=WRITES, status=(500, 503), client_regex="^zdd/")
+        sim.inject("error", count=3, method="GET", status=(500, 503, 502), client_regex="^zdd/")
+
+    first, _, _ = fault_scenario(cluster, "Marathon 5xx burst", "--stall-timeout", "30", fault=fault,
+                                 when=lambda: first_kill_sent(cluster))
+    assert sim.faults_injected["error"] == 5
+    assert first.stderr.count("reading Marathon again") == 2
 
 
 def test_marathon_slower_than_the_request_timeout(cluster):
@@ -181,13 +198,18 @@ def test_marathon_slower_than_the_request_timeout(cluster):
 
 
 def test_marathon_drops_connections(cluster):
-    """A quarter of zdd's Marathon connections close without an answer: zdd completes."""
+    """A quarter of zdd's Marathon connections (reads and writes apart) close without an answer: zdd completes."""
     cluster.deploy_first(INSTANCES)
     sim = cluster.sim
-    fault_scenario(
-        cluster, "Marathon drops 25% of connections", "--stall-timeout", "30",
-        fault=lambda: sim.inject("drop", rate=0.25, client_regex="^zdd/"))
+
+    def fault():
+        sim.inject("drop", rate=0.25, method=WRITES, client_regex="^zdd/")
+        sim.inject("drop", rate=0.25, method="GET", client_regex="^zdd/")
+
+    first, _, _ = fault_scenario(cluster, "Marathon drops 25% of connections", "--stall-timeout", "30",
+                                 fault=fault)
     assert sim.faults_injected["drop"] >= 3
+    assert "reading Marathon again" in first.stderr
 
 
 def test_marathon_down_for_good(cluster):
