@@ -1188,7 +1188,12 @@ class MarathonLbClient:
             urls = self.instances()
         except LbFailed as exc:
             return (LbView(url=redact_url(self.given[0]), error=str(exc)),)
-        return tuple(self._observe_one(url.rstrip("/"), backend) for url in urls)
+        try:
+            return tuple(self._observe_one(url.rstrip("/"), backend) for url in urls)
+        finally:
+            # No idle connection between polls: HAProxy keeps an old worker alive for an idle
+            # keep-alive connection after a reload, and zdd would then wait on its own connection.
+            self.http.session.close()
 
     def _observe_one(self, url, backend):
         shown = redact_url(url)  # LbView.url is printed in progress lines and JSON events
