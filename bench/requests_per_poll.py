@@ -61,8 +61,9 @@ def table():
         lines.append("%-14s %9d %10.2f %12d" % ("marathon-lb %d" % (index + 1), lb_requests,
                                                lb_requests / max(1, row["lb_polls"]), lb_connections))
     lines.append("(Marathon per poll: its requests less the %d writes and the one app list; marathon-lb per poll:"
-                 " per poll that reads it; the first marathon-lb request is zdd's check before the first write)"
-                 % row["writes"])
+                 " per poll that reads it, plus zdd's check before the first write. zdd keeps one connection to"
+                 " Marathon; to each marathon-lb it opens one per poll and closes it before sleeping, since an idle"
+                 " keep-alive connection keeps an old HAProxy worker alive after a reload)" % row["writes"])
     return "\n".join(lines)
 
 
