@@ -710,3 +710,22 @@ def test_ctrl_c_at_a_prompt_stops_with_130_and_writes_nothing_more(world, app_fi
     assert code == zdd.ExitCode.INTERRUPTED
     assert writes(world) == [("create", "/nginx-green", 1)]
     assert "to finish: zdd " in err
+
+
+def test_a_marathon_that_never_answers_ends_with_6(app_file):
+    """Spec fault 1: the original had no timeout and hung here for ever."""
+    import socket
+
+    from tests.sandbox.clock import FakeClock
+
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts connections (backlog), never answers
+    try:
+        err = io.StringIO()
+        argv = ["-m", "http://127.0.0.1:%d" % silent.getsockname()[1], "-l", "http://127.0.0.1:9", "-j", app_file(),
+                "--dry-run", "--syslog-socket", "/dev/null", "--request-timeout", "0.3"]
+        code = zdd.main(argv, clock=FakeClock(), stdout=io.StringIO(), stderr=err, environ={})
+    finally:
+        silent.close()
+    assert code == zdd.ExitCode.MARATHON_FAILED
+    assert "no answer within the request timeout" in err.getvalue()
+    assert "after 4 attempts" in err.getvalue()
