@@ -31,6 +31,7 @@ from cryptography.x509.oid import NameOID
 import zdd
 from tests.sandbox.clock import FakeClock
 from tests.sandbox.world import load_fixture
+from tests.test_swap import seed_blue
 
 QUIET = ("--syslog-socket", "/dev/null", "--log-level", "INFO")
 LOGIN_PATH = "/acs/api/v1/auth/login"
@@ -322,22 +323,6 @@ def fronts():
 
 
 # --- running zdd ---------------------------------------------------------------------------------
-
-
-def zdd_labels(colour, port, instances, started_at):
-    return {
-        "HAPROXY_APP_ID": "nginx",
-        "HAPROXY_0_PORT": str(port),
-        "HAPROXY_DEPLOYMENT_COLOUR": colour,
-        "HAPROXY_DEPLOYMENT_STARTED_AT": started_at,
-        "HAPROXY_DEPLOYMENT_TARGET_INSTANCES": str(instances),
-        "HAPROXY_DEPLOYMENT_NEW_INSTANCES": "0",
-    }
-
-
-def seed_blue(world, instances):
-    return world.seed_app("1-nginx-marathon1.5.json", id="/nginx-blue", instances=instances,
-                          labels=zdd_labels("blue", 10000, instances, "2025-06-01T10:00:00"))
 
 
 @pytest.fixture

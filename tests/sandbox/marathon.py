@@ -81,6 +81,7 @@ import urllib.parse
 import uuid
 
 from tests.sandbox.clock import FakeClock, RealClock
+from tests.sandbox.mlb import is_ip_per_task  # noqa: F401 (also this module's helper)
 
 DEFAULT_START_DELAY_S = 1.0
 DEFAULT_KILL_DELAY_S = 0.0
@@ -148,13 +149,6 @@ def app_id_of_task(task_id):
 def format_ts(moment):
     """Marathon's timestamp: ISO-8601 UTC with milliseconds and ``Z``."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (moment.microsecond // 1000)
-
-
-def is_ip_per_task(app):
-    """True for 1.4 ``ipAddress`` apps and 1.5 ``networks`` mode ``container`` (either shape)."""
-    if app.get("ipAddress"):
-        return True
-    return any(net.get("mode") == "container" for net in app.get("networks") or [])
 
 
 def port_mappings(app):
