@@ -1039,8 +1039,15 @@ class MarathonSim:
         if app_id in self._apps:
             raise ApiError(409, {"message": "An app with id [%s] already exists." % app_id})
         self._check_lock([app_id], self._flag(query, "force"))
-        version = self._new_version()
         echo = self._render_spec(app_id, spec)
+        dep, version = self._store_new_app(app_id, spec)
+        echo.update({"version": version, "tasksStaged": 0, "tasksRunning": 0, "tasksHealthy": 0,
+                     "tasksUnhealthy": 0, "deployments": [{"id": dep.id}], "tasks": []})
+        return 201, echo, {"Marathon-Deployment-Id": dep.id, "Location": "%s/v2/apps%s" % (self.url, app_id)}
+
+    def _store_new_app(self, app_id, spec):
+        """Store a new app and start its deployment (StartApplication, then ScaleApplication)."""
+        version = self._new_version()
         app = _App(id=app_id, spec=spec, version=version, last_scaling_at=version, last_config_change_at=version)
         self._assign_service_ports(app)
         app.versions[version] = copy.deepcopy(app.spec)
@@ -1048,9 +1055,7 @@ class MarathonSim:
         dep = self._deployments_add([[("StartApplication", app_id)], [("ScaleApplication", app_id)]],
                                     {app_id: None}, version)
         self._reconcile()
-        echo.update({"version": version, "tasksStaged": 0, "tasksRunning": 0, "tasksHealthy": 0,
-                     "tasksUnhealthy": 0, "deployments": [{"id": dep.id}], "tasks": []})
-        return 201, echo, {"Marathon-Deployment-Id": dep.id, "Location": "%s/v2/apps%s" % (self.url, app_id)}
+        return dep, version
 
     def _update(self, app_id, body, query):
         if not isinstance(body, dict):
@@ -1061,14 +1066,7 @@ class MarathonSim:
         if app is None:
             spec, _ = self._parse_app(body, app_id=app_id)
             self._check_lock([app_id], force)
-            version = self._new_version()
-            app = _App(id=app_id, spec=spec, version=version, last_scaling_at=version, last_config_change_at=version)
-            self._assign_service_ports(app)
-            app.versions[version] = copy.deepcopy(app.spec)
-            self._apps[app_id] = app
-            dep = self._deployments_add([[("StartApplication", app_id)], [("ScaleApplication", app_id)]],
-                                        {app_id: None}, version)
-            self._reconcile()
+            dep, version = self._store_new_app(app_id, spec)
             return self._deployment_result(201, dep, version)
         if "version" in body:
             old_spec = app.versions.get(body["version"])
