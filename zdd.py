@@ -42,6 +42,7 @@ import dataclasses
 import datetime
 import enum
 import ipaddress
+import itertools
 import json
 import logging
 import logging.handlers
@@ -972,6 +973,15 @@ def _token_lifetime_s(token):
 
 
 PERMANENT_CAUSES = ("host name does not resolve", "TLS verification failed")
+
+
+def _may_try_again(method, exc, attempt, attempts):
+    """After a transport error: a GET within its attempts, any request once more if nothing was sent."""
+    if _describe(exc) in PERMANENT_CAUSES:
+        return False
+    if _nothing_sent(exc):
+        return attempt + 1 < max(attempts, 2)
+    return method == "GET" and attempt + 1 < attempts
 RETRIED_STATUSES = (500, 502, 503, 504)
 
 
@@ -993,8 +1003,7 @@ class HttpClient:
         a connect timeout (nothing reached the server); a write that may have
         reached it is never repeated here: the caller re-reads the state.
         """
-        for attempt in range(max(attempts, 2)):
-            last = attempt + 1 >= max(attempts, 2)
+        for attempt in itertools.count():
             self.deadline.check(f"calling {redact_url(url)}")
             timeout = self.deadline.bound(self.timeout_s) or 0.001
             try:
@@ -1002,19 +1011,16 @@ class HttpClient:
                 response = self.session.request(method, url, json=json_body, timeout=timeout,
                                                 verify=self.session.verify)
             except requests.exceptions.RequestException as exc:
-                cause = _describe(exc)
-                retryable = _nothing_sent(exc) or (method == "GET" and attempt + 1 < attempts)
-                if retryable and not last and cause not in PERMANENT_CAUSES:
+                if _may_try_again(method, exc, attempt, attempts):
                     self._backoff(attempt)
                     continue
                 tries = f" after {attempt + 1} attempts" if attempt else ""
-                raise RequestFailed(f"{method} {redact_url(url)} failed{tries}: {cause}",
+                raise RequestFailed(f"{method} {redact_url(url)} failed{tries}: {_describe(exc)}",
                                     ambiguous=not _nothing_sent(exc)) from None
             if method == "GET" and response.status_code in RETRIED_STATUSES and attempt + 1 < attempts:
                 self._backoff(attempt)
                 continue
             return response
-        raise AssertionError("unreachable")
 
     def _backoff(self, attempt):
         """Wait before the next attempt; the final failure, if any, says how many there were."""
@@ -1023,10 +1029,11 @@ class HttpClient:
 
 
 class RequestFailed(Exception):
-    def __init__(self, message, ambiguous=False, status=None):
+    """A request that got no usable answer; ``ambiguous`` when it may have reached the server."""
+
+    def __init__(self, message, ambiguous=False):
         super().__init__(message)
         self.ambiguous = ambiguous
-        self.status = status
 
 
 def _json_of(response, url):
