@@ -167,20 +167,26 @@ def zdd_like_reloads(lb, name, port, blue, green, reloads, pause_s):
         time.sleep(pause_s)
 
 
-def test_reload_under_load_loses_no_request(sandbox):
+def reloads_under_load(sandbox, keepalive_clients, fresh_clients, reloads, pause_s):
+    """Swap-like reloads of a real HAProxy while clients hit its frontend; returns (lb, load)."""
     lb = sandbox.haproxy()
     blue = launch(sandbox, "blue", 2)
     green = launch(sandbox, "green", 2)
     port = free_port()
     name = "nginx_%d" % port
     lb.start(lb.render([Service(name, port, blue)]))
-    load = LoadGenerator(["http://127.0.0.1:%d/" % port], keepalive_clients=4, fresh_clients=4,
-                         max_duration_s=60)
+    load = LoadGenerator(["http://127.0.0.1:%d/" % port], keepalive_clients=keepalive_clients,
+                         fresh_clients=fresh_clients, max_duration_s=60)
     with load:
-        time.sleep(0.5)
-        zdd_like_reloads(lb, name, port, blue, green, reloads=10, pause_s=0.4)
-        time.sleep(0.5)
+        time.sleep(pause_s)
+        zdd_like_reloads(lb, name, port, blue, green, reloads=reloads, pause_s=pause_s)
+        time.sleep(pause_s)
     print(load.summary())
+    return lb, load
+
+
+def test_reload_under_load_loses_no_request(sandbox):
+    lb, load = reloads_under_load(sandbox, keepalive_clients=4, fresh_clients=4, reloads=10, pause_s=0.4)
     print("reload times: " + " ".join("%.3fs" % seconds for seconds in lb.reload_durations_s))
     counts = load.counts()
     assert len(lb.reload_durations_s) == 10
@@ -194,19 +200,7 @@ def test_reload_under_load_loses_no_request(sandbox):
 
 
 def test_reload_loses_no_request_on_fresh_connections(sandbox):
-    lb = sandbox.haproxy()
-    blue = launch(sandbox, "blue", 2)
-    green = launch(sandbox, "green", 2)
-    port = free_port()
-    name = "nginx_%d" % port
-    lb.start(lb.render([Service(name, port, blue)]))
-    load = LoadGenerator(["http://127.0.0.1:%d/" % port], keepalive_clients=0, fresh_clients=6,
-                         max_duration_s=60)
-    with load:
-        time.sleep(0.3)
-        zdd_like_reloads(lb, name, port, blue, green, reloads=8, pause_s=0.3)
-        time.sleep(0.3)
-    print(load.summary())
+    _, load = reloads_under_load(sandbox, keepalive_clients=0, fresh_clients=6, reloads=8, pause_s=0.3)
     counts = load.counts()
     assert counts["requests"] > 2000
     assert counts["failed"] == 0, load.summary()
