@@ -671,7 +671,7 @@ class Drain:
 
 
 def assess_drain(observation, plan, resolve):
-    """Check the marathon-lb instances against Marathon, as section 3 step 2 of the spec says."""
+    """Check the marathon-lb instances against Marathon (docs/behaviour.rst, 'The swap loop', step 2)."""
     new_app, old_app = observation.new_app, observation.old_app
     new_names, new_unnamed = _routable_names(new_app, resolve)
     old_names, old_unnamed = _routable_names(old_app, resolve)

@@ -48,7 +48,7 @@ def test_next_instances(current, old, target, hybrid_goal, linear, expected):
 
 
 @pytest.mark.parametrize("target, initial, hybrid_goal, linear, news, olds", [
-    # the spec's sequences (section 3)
+    # docs/behaviour.rst, 'The scale schedule'
     pytest.param(3, 1, 0, 0, [1, 2, 3], [3, 2, 1, 0], id="spec-old-3"),
     pytest.param(10, 1, 0, 0, [1, 2, 3, 5, 10], [10, 9, 8, 7, 5, 0], id="spec-old-10"),
     pytest.param(4, 1, 2, 0, [1, 2], [4, 3, 2], id="spec-hybrid-4-keep-2"),
@@ -245,7 +245,7 @@ def test_prepare_app_shapes_and_colours(shape, previous_case, previous_shape):
 
 
 def test_prepare_app_spec_worked_example():
-    """Section 2: 1-nginx.json against a group whose only app is green on 10000 with 3 instances."""
+    """docs/behaviour.rst, 'Preparing the new app': 1-nginx.json against a green app on 10000 with 3."""
     app = load_fixture("1-nginx.json")
     green = load_fixture("1-nginx.json")
     green.update(id="/nginx-green", instances=3, ports=[10000])

@@ -1,4 +1,4 @@
-"""The Marathon simulator against /work/shared/marathon-api.md."""
+"""The Marathon simulator against docs/marathon-api.rst."""
 
 import re
 import time

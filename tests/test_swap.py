@@ -89,7 +89,7 @@ def settle(world, seconds=30):
     return instances(world)
 
 
-# --- the write sequences of spec section 3 ----------------------------------------------------
+# --- the write sequences of docs/behaviour.rst, 'The scale schedule' ---------------------------
 
 
 SEQUENCE_3 = [("create", "/nginx-green", 1), ("kill", 1), ("scale", "/nginx-green", 2), ("kill", 1),
@@ -713,7 +713,7 @@ def test_ctrl_c_at_a_prompt_stops_with_130_and_writes_nothing_more(world, app_fi
 
 
 def test_a_marathon_that_never_answers_ends_with_6(app_file):
-    """Spec fault 1: the original had no timeout and hung here for ever."""
+    """docs/behaviour.rst, 'Faults of the original', fault 1: the original hung here for ever."""
     import socket
 
     from tests.sandbox.clock import FakeClock

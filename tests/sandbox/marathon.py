@@ -8,7 +8,7 @@ One simulator serves both kinds of test:
 * the sandbox hands it a ``RealClock`` and a launcher that starts real
   processes (``tests/sandbox/tasks.py``); a background thread then ticks.
 
-The behaviour follows /work/shared/marathon-api.md. State advances lazily in
+The behaviour follows docs/marathon-api.rst. State advances lazily in
 ``tick()``, which runs at the start of every request.
 
 Task life: launch -> ``TASK_STAGING`` (``startedAt`` null, host ports set) ->

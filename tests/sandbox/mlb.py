@@ -2,7 +2,7 @@
 
 Shared by the fake load balancer of the unit tests (``fakelb.py``) and the
 sandbox's real-HAProxy load balancer. The rules are those of
-/work/shared/marathon-lb-behaviour.md:
+docs/marathon-lb.rst:
 
 * tasks not running (a ``state`` other than ``TASK_RUNNING``) are left out;
   with health checks, so are tasks without an alive result;
