@@ -52,6 +52,7 @@ import re
 import shlex
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -851,33 +852,52 @@ def redact_url(url):
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def _causes(exc):
+    """``exc`` and every exception behind it: ``__cause__``, ``__context__``, urllib3's ``reason``, wrapped args."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None), *current.args])
+
+
+def _caused_by(exc, *types):
+    return any(isinstance(cause, types) for cause in _causes(exc))
+
+
 def _describe(exc):
-    """A short cause for a transport error, without URLs or credentials."""
+    """A short cause for a transport error, without URLs or credentials, from the exception types behind it."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "connection timed out"
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return "no answer within the request timeout"
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, requests.exceptions.SSLError) or _caused_by(exc, ssl.SSLError):
         return "TLS verification failed"
     if isinstance(exc, requests.exceptions.ConnectionError):
-        text = str(exc)
-        if "Name or service not known" in text or "nodename nor servname" in text:
-            return "host name does not resolve"
-        if "Temporary failure in name" in text:
-            return "host name lookup failed"
-        if "Connection refused" in text:
+        lookup = next((cause for cause in _causes(exc) if isinstance(cause, socket.gaierror)), None)
+        if lookup is not None:
+            # EAI_AGAIN: the resolver could not answer now; any other code: the name has no address
+            return "host name lookup failed" if lookup.errno == socket.EAI_AGAIN else "host name does not resolve"
+        if _caused_by(exc, ConnectionRefusedError):
             return "connection refused"
-        if "reset" in text.lower():
+        if _caused_by(exc, ConnectionResetError):
             return "connection reset"
         return "connection failed"
     return type(exc).__name__
 
 
 def _nothing_sent(exc):
-    """Whether a failed request certainly never reached the server (safe to send again)."""
+    """Whether a failed request certainly never reached the server (safe to send again).
+
+    Decided by the exception types behind it (a refused connection, a connect
+    timeout), never by their text, whose wording differs between platforms.
+    """
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
-    return isinstance(exc, requests.exceptions.ConnectionError) and "Connection refused" in str(exc)
+    return isinstance(exc, requests.exceptions.ConnectionError) and _caused_by(exc, ConnectionRefusedError)
 
 
 class Deadline:
@@ -939,7 +959,7 @@ class DcosAuth(requests.auth.AuthBase):
         except ImportError:
             raise InvalidArgs("DC/OS credentials need PyJWT: pip install 'zdd[dcos]'") from None
         uid = self.credentials["uid"]
-        expires = int(time.time()) + 60
+        expires = int(_epoch_s(self.clock)) + 60
         try:
             signed = jwt.encode({"uid": uid, "exp": expires}, self.credentials["private_key"], algorithm="RS256")
         except Exception as exc:  # PyJWT and cryptography raise several types for a bad key
@@ -957,17 +977,22 @@ class DcosAuth(requests.auth.AuthBase):
             self.token = response.json()["token"]
         except (ValueError, KeyError, TypeError):
             raise MarathonFailed(f"DC/OS login at {redact_url(endpoint)} answered without a token") from None
-        lifetime_s = _token_lifetime_s(self.token)
+        lifetime_s = _token_lifetime_s(self.token, _epoch_s(self.clock))
         self.refresh_at = self.clock.monotonic() + lifetime_s - min(DCOS_REFRESH_MARGIN_S, lifetime_s / 2)
 
 
-def _token_lifetime_s(token):
-    """Seconds until an ACS token (a JWT) expires, read without verifying it."""
+def _epoch_s(clock):
+    """The clock's wall time as seconds since the Unix epoch (UTC)."""
+    return clock.utcnow().replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def _token_lifetime_s(token, now_s):
+    """Seconds from ``now_s`` (epoch) until an ACS token (a JWT) expires, read without verifying it."""
     try:
         import jwt
 
         claims = jwt.decode(token, options={"verify_signature": False})
-        return max(1.0, float(claims["exp"]) - time.time())
+        return max(1.0, float(claims["exp"]) - now_s)
     except Exception:  # an opaque token: refresh it regularly
         return DCOS_FALLBACK_TOKEN_LIFETIME_S
 
@@ -1292,7 +1317,7 @@ class Events:
             return
         record = {
             "event": event,
-            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+            "time": self.clock.utcnow().replace(tzinfo=datetime.timezone.utc).isoformat(timespec="milliseconds"),
             "elapsed_s": round(self.clock.monotonic() - self.started, 3),
         }
         record.update(fields)
@@ -1328,6 +1353,7 @@ class Deployer:
         self.steps = 0
         self.plan = None
         self.swapping = False  # both apps exist: a failure from here on needs --resume or a way back
+        self.last_observation = None  # what the loop saw last: the failure report is built from it
         self.final_deadline = deadline
         if options.on_failure == "rollback" and options.deadline:
             # keep a third of the deadline for the way back
@@ -1483,6 +1509,7 @@ class Deployer:
                          target=plan.target)
         self.deadline = self.final_deadline
         started = self.clock.monotonic()
+        stall = StallWatch(self.clock, self.options.stall_timeout)
         waiting_since = None
         handed_over = False
         try:
@@ -1512,7 +1539,8 @@ class Deployer:
                         self.wait_locked("restoring the old app", exc)
                     continue
                 lbs = () if restored.get("deployments") else self.lbs.observe(self.backend(restored))
-                reason, draining = assess_restore(Observation(restored, failed, lbs), plan.target, self.resolve)
+                observation = self.last_observation = Observation(restored, failed, lbs)
+                reason, draining = assess_restore(observation, plan.target, self.resolve)
                 now = self.clock.monotonic()
                 waiting_since = waiting_since if draining and waiting_since is not None else now
                 if reason is None or draining and now - waiting_since >= self.options.max_wait:
@@ -1520,10 +1548,11 @@ class Deployer:
                         logger.warning("--max-wait passed: deleting %s while HAProxy still drains it", plan.new_id)
                     self.delete_app(plan.new_id)
                     break
-                if self.options.stall_timeout and now - started >= self.options.stall_timeout + self.options.max_wait:
-                    raise Stalled(f"the rollback made no progress: {reason}")
+                stall.observe(observation, Step(wait=reason, draining=draining))
                 logger.info("rollback: %s up, waiting: %s", summarise(restored), reason)
                 self.sleep(self.options.step_delay)
+        except Interrupted:
+            raise
         except ZddError as exc:
             raise RollbackFailed(f"{failure}; the rollback failed too: {exc}") from None
         elapsed = self.clock.monotonic() - started
@@ -1557,9 +1586,9 @@ class Deployer:
         old_app = self.marathon.get_app(plan.old_id, missing_ok=True)
         if old_app is None:
             old_app = {"id": plan.old_id, "instances": 0, "tasks": [], "labels": {}}
-        if new_app.get("deployments"):
-            return Observation(new_app, old_app)
-        return Observation(new_app, old_app, self.lbs.observe(self.backend(new_app)))
+        lbs = () if new_app.get("deployments") else self.lbs.observe(self.backend(new_app))
+        self.last_observation = Observation(new_app, old_app, lbs)
+        return self.last_observation
 
     def swap(self):
         stall = StallWatch(self.clock, self.options.stall_timeout)
@@ -2111,17 +2140,20 @@ def _report_failure(exc, deployer, options, events):
     logger.error("%s", f"{exc} ({hint})" if hint else exc)
     swapping = deployer is not None and deployer.swapping
     if swapping and not isinstance(exc, (InvalidArgs, BadApp, Declined, RolledBack)):
-        plan = deployer.plan
-        state = []
-        for app_id in (plan.new_id, plan.old_id):
-            try:
-                state.append(f"{app_id}: {summarise(deployer.marathon.get_app(app_id, missing_ok=True))}")
-            except ZddError:
-                state.append(f"{app_id}: unknown (Marathon did not answer)")
-        logger.error("state: %s", "; ".join(state))
+        logger.error("state: %s", _last_state(deployer))
         logger.error("to finish: %s", resume_command(options.argv))
         logger.error("to go back: %s", resume_command(options.argv, "--complete-prev"))
     events.emit("error", message=str(exc), exit_code=int(exc.exit_code))
+
+
+def _last_state(deployer):
+    """Both apps as the loop last saw them (no new request: the deadline may have passed)."""
+    seen = deployer.last_observation
+    if seen is None:
+        return "not read yet"
+    apps = {app["id"]: app for app in (seen.new_app, seen.old_app)}
+    return "; ".join(f"{app_id}: {summarise(apps.get(app_id))}" for app_id in (deployer.plan.new_id,
+                                                                                deployer.plan.old_id))
 
 
 class SystemClock:
@@ -2132,7 +2164,12 @@ class SystemClock:
         time.sleep(seconds)
 
     def now(self):
+        """Naive local time, as HAPROXY_DEPLOYMENT_STARTED_AT holds it."""
         return datetime.datetime.now()
+
+    def utcnow(self):
+        """Naive UTC time: event times and token expiry."""
+        return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Shared fixtures: ``world`` is a fake clock, a Marathon simulator and a fake marathon-lb."""
 
+import json
+
 import pytest
 
-from tests.sandbox.world import World
+from tests.sandbox.world import World, load_fixture
 
 
 @pytest.fixture
@@ -23,3 +25,17 @@ def world14():
         yield created
     finally:
         created.close()
+
+
+@pytest.fixture
+def app_file(tmp_path):
+    """Write an app JSON (a dict or a fixture name) to a file; returns its path."""
+
+    def write(app="1-nginx-marathon1.5.json", **changes):
+        app = load_fixture(app) if isinstance(app, str) else app
+        app.update(changes)
+        path = tmp_path / "app.json"
+        path.write_text(json.dumps(app))
+        return str(path)
+
+    return write

@@ -17,7 +17,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 import uuid
 
@@ -124,9 +123,12 @@ def service_key():
 class AcsLogin:
     """DC/OS's login: checks the RS256 login token, hands out ACS tokens, and checks them later.
 
-    ACS tokens are HS256 JWTs whose ``exp`` is ``lifetime_s`` after the real time of
-    issue (zdd reads that); they are honoured for ``lifetime_s`` seconds of the
-    world's fake clock, so a run that sleeps past that must have logged in again.
+    ACS tokens are HS256 JWTs whose ``exp`` is ``lifetime_s`` after the time of
+    issue on the world's fake clock (zdd reads that); they are honoured for
+    ``lifetime_s`` seconds of that clock, so a run that sleeps past that must
+    have logged in again. The login token's ``exp`` is checked against the
+    same clock (PyJWT's own check would use the real time): zdd must sign with
+    the clock it was given.
     """
 
     def __init__(self, public_key, clock, lifetime_s=3600, refuse=False):
@@ -147,20 +149,23 @@ class AcsLogin:
             if self.refuse:
                 return 401, {"title": "Unauthorized", "description": "login refused"}
             try:
-                claims = jwt.decode(body["token"], self.public_key, algorithms=["RS256"])
+                claims = jwt.decode(body["token"], self.public_key, algorithms=["RS256"], options={"verify_exp": False})
             except (jwt.InvalidTokenError, KeyError, TypeError) as exc:
                 return self._reject(f"login token: {exc}")
             if claims.get("uid") != UID or body.get("uid") != UID:
                 return self._reject(f"login for uid {claims.get('uid')!r}/{body.get('uid')!r}")
-            if not 0 < claims["exp"] - time.time() <= 120:
+            if not 0 < claims["exp"] - self.epoch_s() <= 120:
                 return self._reject(f"login token exp {claims['exp']} is not in the near future")
             jti = uuid.uuid4().hex
-            issued_at = int(time.time())
+            issued_at = int(self.epoch_s())
             token = jwt.encode({"uid": UID, "iat": issued_at, "exp": issued_at + self.lifetime_s, "jti": jti},
                                self.secret, algorithm="HS256")
             self.issued[jti] = self.clock.monotonic()
             self.tokens.append(token)
             return 200, {"token": token}
+
+    def epoch_s(self):
+        return self.clock.utcnow().replace(tzinfo=datetime.timezone.utc).timestamp()
 
     def _reject(self, why):
         self.rejected.append(why)
@@ -171,7 +176,7 @@ class AcsLogin:
         if not value.startswith("token="):
             return self._note(f"no ACS token ({value.split(' ')[0] or 'no header'})")
         try:
-            claims = jwt.decode(value[len("token="):], self.secret, algorithms=["HS256"])
+            claims = jwt.decode(value[len("token="):], self.secret, algorithms=["HS256"], options={"verify_exp": False})
         except jwt.InvalidTokenError as exc:
             return self._note(f"ACS token: {exc}")
         with self.lock:

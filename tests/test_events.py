@@ -6,7 +6,7 @@ import json
 import pytest
 
 import zdd
-from tests.test_swap import app_file, seed_blue, seed_half_done, unhealthy_app  # noqa: F401 (fixture)
+from tests.test_swap import seed_blue, seed_half_done, unhealthy_app
 
 NUMBER = (int, float)
 OPTIONAL_STR = (str, type(None))

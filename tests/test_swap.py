@@ -37,20 +37,6 @@ def seed_blue(world, instances, fixture="1-nginx-marathon1.5.json", **changes):
                           labels=zdd_labels("blue", 10000, instances, "2025-06-01T10:00:00"), **changes)
 
 
-@pytest.fixture
-def app_file(tmp_path):
-    """Write an app JSON (a dict or a fixture name) to a file; returns its path."""
-
-    def write(app="1-nginx-marathon1.5.json", **changes):
-        app = load_fixture(app) if isinstance(app, str) else app
-        app.update(changes)
-        path = tmp_path / "app.json"
-        path.write_text(json.dumps(app))
-        return str(path)
-
-    return write
-
-
 def run(world, app_path, *args, ask=None, lbs=None):
     """Run zdd in process, with --force unless ``ask`` answers; returns (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
