@@ -280,7 +280,6 @@ class Plan:
     old_id: str
     target: int
     hybrid_goal: int = 0  # new instances to end with in a hybrid deployment, 0 otherwise
-    old_target: int = 0
     linear_increase: int = 0
 
     @property
@@ -505,7 +504,6 @@ def plan_swap(new_app, old_app, options, hybrid):
         old_id=old_app["id"],
         target=deployment_target(new_app),
         hybrid_goal=hybrid_goal_of(new_app) if hybrid else 0,
-        old_target=deployment_target(old_app),
         linear_increase=options.linear_increase,
     )
 
@@ -529,7 +527,7 @@ def scale_schedule(plan, new_instances, old_instances):
     new, old = new_instances, old_instances
     news, olds = [new], [old]
     for _ in range(plan.goal + old_instances + 2):
-        if plan.hybrid_goal and new == plan.hybrid_goal and old == plan.old_target - plan.hybrid_goal:
+        if plan.hybrid_goal and new == plan.hybrid_goal and old == plan.target - plan.hybrid_goal:
             break
         kill = expected_draining(new, old, old, plan.target)
         if not plan.hybrid_goal and new == plan.target and kill == old:
@@ -816,7 +814,7 @@ def decide(observation, plan, resolve, waited_s, max_wait_s):
     if new_app.get("deployments"):
         return Step(wait="the new app's Marathon deployment is in progress")
     new_count, old_count = new_app.get("instances", 0), old_app.get("instances", 0)
-    if plan.hybrid_goal and new_count == plan.hybrid_goal and old_count == plan.old_target - plan.hybrid_goal:
+    if plan.hybrid_goal and new_count == plan.hybrid_goal and old_count == plan.target - plan.hybrid_goal:
         return Step(done=True)
     if old_app_unrouted(observation, plan, resolve):
         return Step(delete_old=True)
@@ -1145,15 +1143,19 @@ def _message(response):
         return response.text.strip().splitlines()[0][:200] if response.text.strip() else "(empty body)"
 
 
-def resolve_host(host):
-    """The first address of a host name (the IP itself for a literal), or None."""
+def resolve_host(host, lookup=socket.getaddrinfo):
+    """The IPv4 address of a host name (the IP itself for a literal), or None.
+
+    IPv4 only, as marathon-lb resolves an agent's name for its server names:
+    an IPv6 address first in the answer would name no server HAProxy has.
+    """
     try:
         ipaddress.ip_address(host)
         return host
     except ValueError:
         pass
     try:
-        return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
+        return lookup(host, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
     except (OSError, IndexError, UnicodeError):
         return None
 

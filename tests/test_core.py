@@ -17,7 +17,7 @@ NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, 123456)
 
 def plan(target, hybrid_goal=0, linear_increase=0):
     return zdd.Plan(new_id="/web-green", old_id="/web-blue", target=target, hybrid_goal=hybrid_goal,
-                    old_target=target, linear_increase=linear_increase)
+                    linear_increase=linear_increase)
 
 
 # ---------------------------------------------------------------------------
