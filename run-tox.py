@@ -7,7 +7,8 @@ the same command works with a system Python that refuses ``pip install``
 (PEP 668: Debian 12, Ubuntu 23.04+, Homebrew), with pyenv's, and inside
 another active virtual environment. Debian ships the part of Python that
 makes virtual environments separately (``python3-venv``): as root this
-installs it with apt-get; otherwise it says what to run.
+installs it with apt-get; otherwise it says what to run. ``$ZDD_VENV`` names
+another directory for the virtual environment.
 """
 
 import os
