@@ -15,8 +15,9 @@ TIMEOUT_S = 300
 
 
 def run_tox(venv_dir, *args):
-    env = dict(os.environ, ZDD_VENV=str(venv_dir))
-    env.pop("TOX_WORK_DIR", None)
+    # as from a shell: none of the variables of the tox run these tests may be in
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("TOX_", "_TOX"))}
+    env.update(ZDD_VENV=str(venv_dir))
     return subprocess.run([sys.executable, SCRIPT, *args], cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT_S)
 
