@@ -19,7 +19,8 @@ HAPROXY_DEPLOYMENT_NEW_INSTANCES, which marathon-lb reads to merge the two
 colours into one backend and to choose which old tasks to drain.
 
 Each step waits until:
-  - no marathon-lb is reloading (its /_haproxy_getpids lists 2 PIDs);
+  - no marathon-lb is reloading (its /_haproxy_getpids lists no more than
+    2 PIDs: HAProxy's master and one worker);
   - every marathon-lb routes exactly the running, healthy tasks of both apps;
   - at least the target number of listeners are UP;
   - at least one old listener is drained (MAINT, no sessions, no queue).
@@ -125,6 +126,34 @@ class ExitCode(enum.IntEnum):
     ROLLBACK_FAILED = 14
     INTERRUPTED = 130
     TERMINATED = 143
+
+
+EXIT_CODES_HELP = """
+Exit codes:
+    0  deployed (or the dry run is done)
+    1  the operator answered no
+    2  usage error (an unknown or malformed flag), or an unexpected internal
+       error (with a traceback)
+    3  invalid arguments: a bad URL, credentials or hook, conflicting flags,
+       --complete-* on a group that is not hybrid, an unfinished deployment
+       without --resume, prompts without a terminal, a bad --format-json
+    4  the app JSON is unusable: unreadable, not a JSON object, or a required
+       field missing or wrong
+    5  a marathon-lb endpoint failed (does not resolve or answer before the
+       first write, also in a dry run, or kept failing for --stall-timeout)
+    6  a Marathon request failed (after retries, for reads)
+    7  creating the new app failed
+    8  deleting the old app failed
+    9  scaling the new app or killing old tasks failed
+   10  the --deadline passed
+   11  stalled: no progress for --stall-timeout seconds
+   12  the pre-kill hook failed: no task was killed
+   13  the deployment failed and was rolled back (--on-failure rollback)
+   14  the rollback failed too
+  130  interrupted by SIGINT (Ctrl-C), at a safe point
+  143  stopped by SIGTERM, at a safe point
+Codes 2, 3 and 4 come before anything is written to Marathon.
+"""
 
 
 class ZddError(Exception):
@@ -1374,8 +1403,8 @@ class Deployer:
                 f"group {group} has {len(apps)} app(s)"
             )
         previous = apps[0] if apps else None
-        if previous is not None and not self.options.dry_run:
-            self.lbs.preflight()
+        if previous is not None:
+            self.lbs.preflight()  # a dry run too: it reads what the real run reads first
         new_app = prepare_app(app, previous, self.options, self.clock.now())
         self.print_definition(new_app)
         if previous is not None:
@@ -1408,8 +1437,7 @@ class Deployer:
             new_app, old_app = newest, second
             logger.info("Resuming: %s is the new app, %s the old one", new_app["id"], old_app["id"])
         hybrid = hybrid_goal_of(new_app) > 0 and not (options.complete_cur or options.complete_prev)
-        if not options.dry_run:
-            self.lbs.preflight()
+        self.lbs.preflight()
         self.plan = plan_swap(new_app, old_app, options, hybrid=hybrid)
         self.print_definition(new_app)
         self.log_plan(new_app, old_app)
@@ -1421,7 +1449,8 @@ class Deployer:
     # -- output ------------------------------------------------------------
 
     def print_definition(self, app):
-        logger.info("Final app definition:")
+        logger.info("Final app definition of %s: on standard output%s", app["id"],
+                    " (the app_prepared event)" if self.events.enabled else "")
         if self.events.enabled:
             self.events.emit("app_prepared", app=app)
         else:
@@ -1594,7 +1623,8 @@ class Deployer:
 
     def swap(self):
         stall = StallWatch(self.clock, self.options.stall_timeout)
-        waiting_since = None  # when this step started waiting for marathon-lb
+        waiting_since = None  # when this step started waiting for marathon-lb (what --max-wait bounds)
+        step_since = self.clock.monotonic()  # when this step started (what the progress line shows)
         ambiguous_writes = 0
         while True:
             self.interrupts.check()
@@ -1607,14 +1637,14 @@ class Deployer:
                 waiting_since = now
             waited_s = 0.0 if waiting_since is None else now - waiting_since
             step = decide(observation, self.plan, self.resolve, waited_s, self.options.max_wait)
-            self.report(observation, step, waited_s)
+            self.report(observation, step, now - step_since)
             stall.observe(observation, step)
             if step.forced:
                 logger.warning("--max-wait (%g s) passed: going on with the old tasks in MAINT, drained or not",
                                self.options.max_wait)
                 waiting_since = None
             if step.wait:
-                self.events.emit("waiting", reason=step.wait, waited_s=round(waited_s, 3),
+                self.events.emit("waiting", reason=step.wait, waited_s=round(now - step_since, 3),
                                  next_poll_s=self.options.step_delay)
                 self.sleep(self.options.step_delay)
                 continue
@@ -1636,6 +1666,7 @@ class Deployer:
                 ambiguous_writes += 1
                 logger.warning("%s; reading Marathon again before deciding", exc)
             waiting_since = None
+            step_since = self.clock.monotonic()
             self.steps += 1
 
     def act(self, observation, step):
@@ -1683,10 +1714,10 @@ class Deployer:
             raise HookRefused(f"the pre-kill hook {hook} exited with {result.returncode}: not killing any task")
 
     def report(self, observation, step, waited_s):
-        """One progress line per poll, and a poll event."""
+        """One progress line per poll, and a poll event; ``waited_s``: how long this step has waited so far."""
         new_app, old_app = observation.new_app, observation.old_app
         maint = max((_lb_counts(lb).get("maint", 0) for lb in observation.lbs), default=0)
-        doing = f"waiting: {step.wait} ({waited_s:.0f} s)" if step.wait else _describe_step(step)
+        doing = f"waiting: {step.wait} (waited {waited_s:.0f} s in this step)" if step.wait else _describe_step(step)
         logger.info("step %d: %s up, %s %d draining %d, %s", self.steps + 1, summarise(new_app),
                     colour_of(old_app) or old_app["id"], old_app.get("instances", 0), maint, doing)
         self.events.emit(
@@ -1753,6 +1784,15 @@ class StallWatch:
 # ---------------------------------------------------------------------------
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one: not for required options, nor off for flags."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr."""
 
@@ -1790,9 +1830,10 @@ def build_parser():
     parser = _Parser(
         prog="zdd",
         description="Zero-downtime blue/green deployment of a Marathon app behind marathon-lb.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
         epilog="Every option can also be set in an environment variable ZDD_<OPTION> "
-        "(e.g. ZDD_MARATHON, ZDD_MARATHON_LB, ZDD_STEP_DELAY); flags win.",
+        "(e.g. ZDD_MARATHON, ZDD_MARATHON_LB, ZDD_STEP_DELAY); flags win. "
+        "Exit codes: see zdd --longhelp.",
     )
     add = parser.add_argument
     add("--longhelp", action="store_true", help="print how zdd works and exit")
@@ -1825,7 +1866,7 @@ def build_parser():
     add("--marathon-auth-credential-file", help="file holding user:password for Marathon")
     add("--auth-credentials", help="user:password for Marathon (prefer ZDD_AUTH_CREDENTIALS or the file)")
     add("--dcos-auth-credentials",
-        help="DC/OS service-account JSON {uid, private_key, login_endpoint}; "
+        help="DC/OS service-account JSON {uid, private_key, login_endpoint}, or a file holding it; "
         "$DCOS_SERVICE_ACCOUNT_CREDENTIAL when not given")
     add("--marathon-ca-cert", help="CA bundle for HTTPS to Marathon and the DC/OS login")
     add("--format-json", help="JSON file of variables substituted as {name} into the app JSON")
@@ -1872,7 +1913,10 @@ def _environment_values(parser, environ):
 
 
 def _check_url(url, what):
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket: "http://[::1"
+        raise InvalidArgs(f"{what} is not a valid URL ({exc}): {_redact_word(url)!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidArgs(f"{what} must be an http:// or https:// URL with a host, not {redact_url(url)!r}")
     try:
@@ -1900,14 +1944,21 @@ def _read_text(path, what, error=InvalidArgs):
 
 
 def _dcos_credentials(text):
+    """The service account from its JSON text, or from the file named by ``text`` (not starting with '{')."""
+    source = "the DC/OS credentials"
+    if not text.lstrip().startswith("{"):
+        if not os.path.isfile(text):
+            raise InvalidArgs("the DC/OS credentials are neither JSON text nor the name of an existing file")
+        source = f"the DC/OS credentials file {text}"
+        text = _read_text(text, "the DC/OS credentials file")
     try:
         credentials = json.loads(text)
     except ValueError:
-        raise InvalidArgs("the DC/OS credentials are not valid JSON") from None
+        raise InvalidArgs(f"{source} is not valid JSON") from None
     keys = ("uid", "private_key", "login_endpoint")
     valid = isinstance(credentials, dict) and all(isinstance(credentials.get(k), str) and credentials[k] for k in keys)
     if not valid:
-        raise InvalidArgs("the DC/OS credentials must be a JSON object with uid, private_key and login_endpoint")
+        raise InvalidArgs(f"{source} must be a JSON object with uid, private_key and login_endpoint")
     _check_url(credentials["login_endpoint"], "the DC/OS login_endpoint")
     return credentials
 
@@ -2073,7 +2124,7 @@ def main(argv=None, *, clock=None, ask=None, stdout=None, stderr=None, environ=N
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else ExitCode.OK
     if options is None:
-        stdout.write(__doc__)
+        stdout.write(__doc__ + EXIT_CODES_HELP)
         return ExitCode.OK
     setup_logging(options, stderr)
     interrupts = Interrupts(clock)
@@ -2083,11 +2134,11 @@ def main(argv=None, *, clock=None, ask=None, stdout=None, stderr=None, environ=N
     installed = False
     sessions = []
     try:
+        app = load_app(options)  # the inputs first: a bad JSON file is reported as such
         if ask is None:
             if not options.force and not options.dry_run and not sys.stdin.isatty():
                 raise InvalidArgs("zdd would prompt, but standard input is not a terminal: pass --force")
             ask = _terminal_ask
-        app = load_app(options)
         events.emit("start", version=__version__, app=app["id"], group=deployment_group(app),
                     dry_run=options.dry_run)
         if threading.current_thread() is threading.main_thread():

@@ -541,6 +541,21 @@ def test_dcos_credentials_from_the_environment(fronts, world, service_key, app_p
     assert len(acs.posted) == 1 and front.refused == 0
 
 
+@pytest.mark.parametrize("source", ["flag", "env"])
+def test_dcos_credentials_from_a_file(fronts, world, service_key, app_path, tmp_path, source):
+    """--dcos-auth-credentials (or $DCOS_SERVICE_ACCOUNT_CREDENTIAL) may name a file holding the JSON."""
+    acs, front = _dcos_world(fronts, world, service_key)
+    seed_blue(world, 3)
+    credentials = tmp_path / "service-account.json"
+    credentials.write_text(dcos_json(service_key, front.login_url) + "\n")
+    given = ("--dcos-auth-credentials", str(credentials)) if source == "flag" else ()
+    environ = {"DCOS_SERVICE_ACCOUNT_CREDENTIAL": str(credentials)} if source == "env" else {}
+    code, _, err = run(front.url, world.lb.url, app_path, *given, clock=world.clock, environ=environ)
+    assert code == 0, err
+    assert {app["id"] for app in world.sim.api_apps()} == {"/nginx-green"}
+    assert len(acs.posted) == 1 and front.refused == 0
+
+
 # --- 3. secrets never leak -----------------------------------------------------------------------
 
 

@@ -166,6 +166,7 @@ BAD_APPS = [
 
 HOOK_SCRIPT = "#!/bin/sh\nexit 0\n"
 DCOS_NO_KEY = json.dumps({"uid": "zdd", "login_endpoint": "https://leader.mesos/acs/api/v1/auth/login"})
+DCOS_BAD_LOGIN_URL = json.dumps({"uid": "zdd", "private_key": "key", "login_endpoint": "https://[::1/acs"})
 
 
 def _host_port(url):
@@ -200,6 +201,12 @@ INVALID_ARGS = [
     pytest.param(lambda c: c.argv(lb="ftp://" + _host_port(c.world.lb.url)), id="lb-url-ftp"),
     pytest.param(lambda c: c.argv(lb=c.world.lb.url + ",lb:9090"), id="lb-second-url-without-scheme"),
     pytest.param(lambda c: c.argv(lb=","), id="lb-url-empty-list"),
+    pytest.param(lambda c: c.argv(marathon="http://[::1"), id="marathon-url-unclosed-ipv6-bracket"),
+    pytest.param(lambda c: c.argv(marathon="http://alice:secret@[::1"), id="marathon-url-with-password-unclosed"),
+    pytest.param(lambda c: c.argv(marathon="http://[marathon]:8080"), id="marathon-url-bracketed-name"),
+    pytest.param(lambda c: c.argv(lb="http://[::1"), id="lb-url-unclosed-ipv6-bracket"),
+    pytest.param(lambda c: c.argv(lb=c.world.lb.url + ",http://[::1:9090"), id="lb-second-url-unclosed-bracket"),
+    pytest.param(lambda c: c.argv("--dcos-auth-credentials", DCOS_BAD_LOGIN_URL), id="dcos-login-url-unclosed"),
     pytest.param(lambda c: c.argv("--auth-credentials", "alice"), id="credentials-without-colon"),
     pytest.param(lambda c: c.argv("--auth-credentials", ":secret"), id="credentials-without-user"),
     pytest.param(lambda c: c.argv("--marathon-auth-credential-file", str(c.tmp / "missing")),
@@ -209,6 +216,13 @@ INVALID_ARGS = [
     pytest.param(lambda c: c.argv("--dcos-auth-credentials", "not json"), id="dcos-credentials-not-json"),
     pytest.param(lambda c: c.argv("--dcos-auth-credentials", DCOS_NO_KEY), id="dcos-credentials-no-private-key"),
     pytest.param(lambda c: c.argv("--dcos-auth-credentials", "[1, 2]"), id="dcos-credentials-not-an-object"),
+    pytest.param(lambda c: c.argv("--dcos-auth-credentials", str(c.tmp / "missing-sa.json")),
+                 id="dcos-credentials-file-missing"),
+    pytest.param(lambda c: c.argv("--dcos-auth-credentials", c.write("sa.json", "uid: zdd\n")),
+                 id="dcos-credentials-file-not-json"),
+    pytest.param(lambda c: c.argv("--dcos-auth-credentials", c.write("sa.json", DCOS_NO_KEY)),
+                 id="dcos-credentials-file-no-private-key"),
+    pytest.param(lambda c: c.argv("--dcos-auth-credentials", str(c.tmp)), id="dcos-credentials-file-is-a-directory"),
     pytest.param(lambda c: c.argv("--complete-cur", "--complete-prev"), id="complete-cur-and-prev"),
     pytest.param(_complete_cur_one_app, id="complete-cur-with-one-app"),
     pytest.param(lambda c: c.argv("--complete-prev"), id="complete-prev-with-one-app"),
@@ -293,6 +307,12 @@ LB_FAILED = [
     pytest.param(lambda c: c.argv(lb="http://marathon-lb.zdd-test.invalid:9090"), id="lb-does-not-resolve"),
     pytest.param(_lb_down, id="lb-refuses-connections"),
     pytest.param(lambda c: c.argv(lb=c.world.lb.url + "," + _closed_port_url()), id="second-lb-refuses"),
+    # A dry run reads what the real run reads before its first write, and fails the same way.
+    pytest.param(lambda c: c.argv("--dry-run", lb="http://marathon-lb.zdd-test.invalid:9090"),
+                 id="dry-run-lb-does-not-resolve"),
+    pytest.param(lambda c: _lb_down(c) + ["--dry-run"], id="dry-run-lb-refuses-connections"),
+    pytest.param(lambda c: c.argv("--dry-run", lb=c.world.lb.url + "," + _closed_port_url()),
+                 id="dry-run-second-lb-refuses"),
 ]
 
 CASES = (
@@ -372,3 +392,61 @@ def test_bad_environment_value_is_a_usage_error(world, tmp_path):
     code = zdd.main(Case(world, tmp_path).argv(), clock=world.clock, ask=lambda question: True, stdout=stdout,
                     stderr=stderr, environ={"ZDD_STEP_DELAY": "-5"})
     assert_refused(world, code, stderr.getvalue(), 2)
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://[::1]:70000", "ftp://marathon"])
+def test_malformed_url_from_the_environment_is_exit_3(world, tmp_path, url):
+    seed_blue(world)
+    argv = ["-l", world.lb.url, "-j", Case(world, tmp_path).app_file(), "--syslog-socket", "/dev/null"]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = zdd.main(argv, clock=world.clock, ask=lambda question: True, stdout=stdout, stderr=stderr,
+                    environ={"ZDD_MARATHON": url})
+    assert_refused(world, code, stderr.getvalue(), 3)
+    assert "--marathon" in stderr.getvalue()
+
+
+def test_malformed_url_hides_the_password(world, tmp_path):
+    seed_blue(world)
+    case = Case(world, tmp_path)
+    code, _, stderr = run_main(world, case.argv(marathon="http://alice:s3cret@[::1"))
+    assert_refused(world, code, stderr, 3)
+    assert "s3cret" not in stderr
+
+
+@pytest.mark.parametrize("app", [
+    pytest.param(lambda c: str(c.tmp / "missing.json"), id="app-file-missing"),
+    pytest.param(lambda c: c.app_file(text="{"), id="malformed-json"),
+    pytest.param(lambda c: c.app_file(without("labels", "HAPROXY_DEPLOYMENT_GROUP")), id="missing-group"),
+])
+def test_bad_app_is_reported_before_the_terminal_check(world, tmp_path, app):
+    """Without -f and without a terminal, a bad app JSON is still reported as such (exit 4)."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        pytest.skip("standard input is a terminal here (pytest -s?)")
+    seed_blue(world)
+    case = Case(world, tmp_path)
+    code, _, stderr = run_main(world, case.argv(app=app(case)), ask=NO_ASK)
+    assert_refused(world, code, stderr, 4)
+    assert "terminal" not in stderr
+
+
+def test_dry_run_with_answering_lbs_passes(world, tmp_path):
+    """The control case of the dry-run rows above: with every marathon-lb answering, a dry run ends 0."""
+    seed_blue(world)
+    code, stdout, stderr = run_main(world, Case(world, tmp_path).argv("--dry-run"))
+    assert code == 0, stderr
+    assert json.loads(stdout)["id"] == "/nginx-green"
+    assert world.sim.writes() == []
+
+
+def test_resume_dry_run_checks_the_lbs_like_the_real_run(world, tmp_path):
+    """--resume --dry-run with a marathon-lb down: exit 5 as the real --resume, and nothing written."""
+    seed_blue(world)
+    seed_green(world)
+    world.lb.down()
+    case = Case(world, tmp_path)
+    results = [run_main(world, case.argv("--resume", *dry)) for dry in (["--dry-run"], [])]
+    for code, stdout, stderr in results:
+        assert code == 5, stderr
+        assert "Traceback" not in stderr and stdout == ""
+        assert "marathon-lb does not answer" in stderr.splitlines()[-1]
+    assert world.sim.writes() == []

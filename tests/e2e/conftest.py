@@ -1,13 +1,12 @@
 """The ``sandbox`` fixture: real HAProxy instances and task processes, none left behind."""
 
 import os
-import shutil
 import signal
 import subprocess
 
 import pytest
 
-from tests.sandbox.haproxy import HAPROXY_BIN, HAProxyInstance
+from tests.sandbox.haproxy import HAProxyInstance, find_haproxy
 from tests.sandbox.tasks import ProcessLauncher
 
 
@@ -17,7 +16,7 @@ def pytest_configure(config):
 
 def require_haproxy():
     """Skip without HAProxy, except in CI (ZDD_REQUIRE_E2E=1), where that is a failure."""
-    if shutil.which("haproxy") or os.path.exists(HAPROXY_BIN):
+    if find_haproxy():
         return
     if os.environ.get("ZDD_REQUIRE_E2E"):
         pytest.fail("HAProxy is not installed, and ZDD_REQUIRE_E2E is set")

@@ -52,6 +52,28 @@ def _free_everywhere(ips, taken=()):
     raise RuntimeError("no port free on %s" % ", ".join(ips))
 
 
+def can_bind(ip):
+    """Whether this host can listen on ``ip`` (Linux routes all of 127/8 to lo; macOS has only 127.0.0.1)."""
+    try:
+        with socket.socket() as probe:
+            probe.bind((ip, 0))
+        return True
+    except OSError:
+        return False
+
+
+def usable_lb_count(requested, bindable=can_bind):
+    """How many marathon-lbs can run here, each on its own 127.0.0.x; and a note when fewer than ``requested``."""
+    count = 1
+    while count < requested and bindable("127.0.0.%d" % (count + 1)):
+        count += 1
+    if count == requested:
+        return count, None
+    return count, ("this host cannot listen on 127.0.0.%d (macOS has only 127.0.0.1 by default): running %d "
+                   "marathon-lb(s) instead of %d; `sudo ifconfig lo0 alias 127.0.0.%d up` adds the address"
+                   % (count + 1, count, requested, count + 1))
+
+
 def zdd_command():
     """The installed ``zdd`` command; ``python -m zdd`` from the checkout when it is not installed."""
     installed = shutil.which("zdd")

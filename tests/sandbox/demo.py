@@ -12,11 +12,14 @@ Exit 0 when zdd succeeded and no request failed.
 
 import argparse
 import collections
+import re
 import sys
 import tempfile
 import time
 
-from tests.sandbox.cluster import Cluster, zdd_command
+from tests.sandbox.cluster import Cluster, usable_lb_count, zdd_command
+
+COUNTER = re.compile(r" \(waited \d+ s in this step\)$")
 
 
 def timeline(load, zdd_started_s):
@@ -38,9 +41,12 @@ def main(argv=None):
     parser.add_argument("--lbs", type=int, default=2, help="marathon-lb instances")
     parser.add_argument("--marathon", choices=("1.4", "1.5"), default="1.5", help="Marathon response shapes")
     options = parser.parse_args(argv)
+    lbs, note = usable_lb_count(options.lbs)
+    if note:
+        print("note: " + note)
 
     with tempfile.TemporaryDirectory(prefix="zdd-demo-") as workdir:
-        with Cluster(workdir, lbs=options.lbs, marathon_version=options.marathon) as cluster:
+        with Cluster(workdir, lbs=lbs, marathon_version=options.marathon) as cluster:
             print("sandbox: Marathon simulator at %s, marathon-lb (HAProxy) at %s"
                   % (cluster.sim.url, ", ".join(lb.url for lb in cluster.lbs)))
             print("deploying blue: %d instances ..." % options.instances)
@@ -61,9 +67,10 @@ def main(argv=None):
                     if " zdd: " not in line or not any(word in line for word in ("step ", "Deleted", "plan:")):
                         continue
                     shown = line.split(" zdd: ", 1)[1].rstrip()
-                    if shown != previous:  # one line per change of state, not per poll
+                    state = COUNTER.sub("", shown)
+                    if state != previous:  # one line per change of state, not per poll
                         print("  " + shown)
-                    previous = shown
+                    previous = state
                 process.wait()
                 process.stdout.close()
                 time.sleep(2)

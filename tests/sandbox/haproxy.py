@@ -18,6 +18,7 @@ with its own master, never counts.
 import atexit
 import dataclasses
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,7 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import List, Optional
 
-HAPROXY_BIN = os.environ.get("ZDD_SANDBOX_HAPROXY", "/usr/sbin/haproxy")
+SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")  # where a package puts haproxy, off a user's PATH
 START_TIMEOUT_S = 10.0
 RELOAD_TIMEOUT_S = 10.0
 STOP_GRACE_S = 3.0
@@ -80,6 +81,15 @@ core.register_service("getpids", "http", function(applet)
   applet:send(body)
 end)
 """
+
+
+def find_haproxy(environ=None):
+    """The haproxy to run: $ZDD_SANDBOX_HAPROXY, else the first on PATH, else one in an sbin directory; or None."""
+    environ = os.environ if environ is None else environ
+    if environ.get("ZDD_SANDBOX_HAPROXY"):
+        return environ["ZDD_SANDBOX_HAPROXY"]
+    return (shutil.which("haproxy", path=environ.get("PATH", os.defpath))
+            or shutil.which("haproxy", path=os.pathsep.join(SBIN_DIRS)))
 
 
 # ---------------------------------------------------------------- config
@@ -260,12 +270,14 @@ def _is_alive(pid):
 class HAProxyInstance:
     """One HAProxy master-worker process tree, like the one in a marathon-lb container."""
 
-    def __init__(self, workdir, bind_ip="127.0.0.1", stats_port=None, haproxy_bin=HAPROXY_BIN):
+    def __init__(self, workdir, bind_ip="127.0.0.1", stats_port=None, haproxy_bin=None):
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.bind_ip = bind_ip
         self.stats_port = stats_port or _free_port(bind_ip)
-        self.haproxy_bin = haproxy_bin
+        self.haproxy_bin = haproxy_bin or find_haproxy()
+        if self.haproxy_bin is None:
+            raise HAProxyError("HAProxy is not installed (python -m tests.sandbox.ensure_haproxy)")
         self.config_path = self.workdir / "haproxy.cfg"
         self.pid_file = self.workdir / "haproxy.pid"
         self.state_file = self.workdir / "haproxy.state"
