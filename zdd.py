@@ -1471,10 +1471,11 @@ class Deployer:
             except CreateFailed as exc:
                 if exc.hint != "ambiguous":
                     raise
-                self.swapping = self.plan is not None  # the app may exist now: a failure needs --resume
+                self.swapping = self.plan is not None  # until Marathon answers, the app may exist: --resume
                 if self.read_marathon(lambda: self.marathon.get_app(app["id"], missing_ok=True)) is not None:
                     logger.warning("%s; Marathon has the app now, carrying on", exc)
                     break
+                self.swapping = False
                 if ambiguous_writes >= AMBIGUOUS_WRITES_TOLERATED:
                     raise
                 ambiguous_writes += 1
@@ -1890,7 +1891,8 @@ def build_parser():
     add("--deadline", type=_non_negative(float), default=DEFAULT_DEADLINE_S,
         help="seconds the whole run may take (0: no deadline)")
     add("--stall-timeout", type=_non_negative(float), default=DEFAULT_STALL_TIMEOUT_S,
-        help="stop when the deployment makes no progress for this many seconds (0: never)")
+        help="stop when the deployment makes no progress, or Marathon does not answer, for this many seconds "
+        "(0: never)")
     add("--output", choices=("text", "json"), default="text",
         help="json: JSON Lines events on stdout instead of the app definition")
     add("--on-failure", choices=("stop", "rollback"), default="stop",

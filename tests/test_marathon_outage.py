@@ -120,6 +120,17 @@ def test_an_outage_right_after_the_create_is_waited_out(world, app_file):  # noq
     assert writes(world) == SEQUENCE_3
 
 
+def test_an_unanswered_create_then_marathon_away_ends_with_6_and_the_resume_command(world, app_file):  # noqa: F811
+    seed_blue(world, 3)
+    world.sim.inject("drop", method="POST", path_regex="^/v2/apps$", count=1)  # not served: green does not exist
+    world.sim.inject("error", method="GET", path_regex="^/v2/apps/nginx-green$", status=503)
+    code, events, err = run(world, app_file(), "--stall-timeout", "60")
+    assert code == zdd.ExitCode.MARATHON_FAILED, err
+    assert "Marathon did not answer for" in err and "to finish: zdd" in err
+    assert events[-1]["resume_command"].endswith("--resume")
+    assert writes(world) == []
+
+
 def test_the_issue_case_four_503s_in_a_row_to_one_read(world, app_file):  # noqa: F811
     """Four 503s in a row to GET /v2/apps/nginx-green used up the read's attempts: exit 6 halfway, before."""
     seed_blue(world, 3)
