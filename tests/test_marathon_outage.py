@@ -12,7 +12,16 @@ import json
 import pytest
 
 import zdd
-from tests.test_swap import QUIET, SEQUENCE_3, app_file, make_hook, seed_blue, settle, unhealthy_app, writes  # noqa: F401
+from tests.test_swap import (  # noqa: F401 (app_file: a fixture)
+    QUIET,
+    SEQUENCE_3,
+    app_file,
+    seed_blue,
+    seed_half_done,
+    settle,
+    unhealthy_app,
+    writes,
+)
 
 ZDD_CLIENT = "^zdd/"
 
@@ -129,6 +138,23 @@ def test_an_unanswered_create_then_marathon_away_ends_with_6_and_the_resume_comm
     assert "Marathon did not answer for" in err and "to finish: zdd" in err
     assert events[-1]["resume_command"].endswith("--resume")
     assert writes(world) == []
+
+
+@pytest.mark.parametrize("kind", ["before", "after"])
+def test_resume_stops_at_once_before_its_first_poll_and_waits_after(world, app_file, kind):  # noqa: F811
+    """--resume writes nothing before its polls, but both colours exist then: its polls wait too."""
+    seed_half_done(world, blue=2, green=1, target=3)
+    outage = Outage(world, "refused", start=lambda: True, for_s=20)
+    if kind == "before":
+        outage.begin()
+    code, _, err = run(world, app_file(), "--resume", clock=outage)
+    if kind == "before":
+        assert code == zdd.ExitCode.MARATHON_FAILED, err
+        assert writes(world) == [] and "Marathon does not answer" not in err
+    else:  # Marathon goes away at the first poll's wait
+        assert code == 0, err
+        assert "Marathon does not answer" in err and outage.ended_at is not None
+        assert settle(world) == {"/nginx-green": (3, 3)}
 
 
 def test_the_issue_case_four_503s_in_a_row_to_one_read(world, app_file):  # noqa: F811
