@@ -190,6 +190,10 @@ class MarathonFailed(ZddError):
     exit_code = ExitCode.MARATHON_FAILED
 
 
+class MarathonUnavailable(MarathonFailed):
+    """Marathon did not answer, or answered 5xx: once the new app exists, zdd waits for it."""
+
+
 class CreateFailed(ZddError):
     exit_code = ExitCode.CREATE_FAILED
 
@@ -321,6 +325,7 @@ class Observation:
     new_app: dict
     old_app: dict
     lbs: tuple = ()
+    marathon_wait_s: float = 0.0  # how long reading Marathon for it waited out an outage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -997,9 +1002,11 @@ class DcosAuth(requests.auth.AuthBase):
                 endpoint, json={"uid": uid, "token": signed, "exp": expires}, timeout=self.timeout_s, verify=self.verify
             )
         except requests.exceptions.RequestException as exc:
-            raise MarathonFailed(f"DC/OS login at {redact_url(endpoint)} failed: {_describe(exc)}") from None
+            error = MarathonFailed if _describe(exc) in PERMANENT_CAUSES else MarathonUnavailable
+            raise error(f"DC/OS login at {redact_url(endpoint)} failed: {_describe(exc)}") from None
         if response.status_code != 200:
-            raise MarathonFailed(f"DC/OS login at {redact_url(endpoint)} failed: HTTP {response.status_code}")
+            error = MarathonUnavailable if response.status_code in RETRIED_STATUSES else MarathonFailed
+            raise error(f"DC/OS login at {redact_url(endpoint)} failed: HTTP {response.status_code}")
         try:
             self.token = response.json()["token"]
         except (ValueError, KeyError, TypeError):
@@ -1068,7 +1075,8 @@ class HttpClient:
                     continue
                 tries = f" after {attempt + 1} attempts" if attempt else ""
                 raise RequestFailed(f"{method} {redact_url(url)} failed{tries}: {_describe(exc)}",
-                                    ambiguous=not _nothing_sent(exc)) from None
+                                    ambiguous=not _nothing_sent(exc),
+                                    permanent=_describe(exc) in PERMANENT_CAUSES) from None
             if method == "GET" and response.status_code in RETRIED_STATUSES and attempt + 1 < attempts:
                 self._backoff(attempt)
                 continue
@@ -1081,11 +1089,26 @@ class HttpClient:
 
 
 class RequestFailed(Exception):
-    """A request that got no usable answer; ``ambiguous`` when it may have reached the server."""
+    """A request that got no usable answer; ``ambiguous`` when it may have reached the server.
 
-    def __init__(self, message, ambiguous=False):
+    ``permanent``: asking again cannot help (the name does not resolve, TLS verification failed).
+    """
+
+    def __init__(self, message, ambiguous=False, permanent=False):
         super().__init__(message)
         self.ambiguous = ambiguous
+        self.permanent = permanent
+
+
+def _read_failed(exc):
+    """The error for a Marathon read without an answer: waited for (transient) or not (permanent)."""
+    return (MarathonFailed if exc.permanent else MarathonUnavailable)(str(exc))
+
+
+def _read_refused(response, url):
+    """The error for a Marathon read answered ``response.status_code``: a 5xx is waited for, 401, 403 ... are not."""
+    error = MarathonUnavailable if response.status_code in RETRIED_STATUSES else MarathonFailed
+    return error(f"GET {redact_url(url)} answered HTTP {response.status_code}: {_message(response)}")
 
 
 def _json_of(response, url):
@@ -1108,9 +1131,9 @@ class MarathonClient:
         try:
             response = self.http.request("GET", url, attempts=GET_ATTEMPTS)
         except RequestFailed as exc:
-            raise MarathonFailed(str(exc)) from None
+            raise _read_failed(exc) from None
         if response.status_code != 200:
-            raise MarathonFailed(f"GET {redact_url(url)} answered HTTP {response.status_code}: {_message(response)}")
+            raise _read_refused(response, url)
         return _json_of(response, url)
 
     def list_apps(self):
@@ -1124,11 +1147,11 @@ class MarathonClient:
         try:
             response = self.http.request("GET", url, attempts=GET_ATTEMPTS)
         except RequestFailed as exc:
-            raise MarathonFailed(str(exc)) from None
+            raise _read_failed(exc) from None
         if response.status_code == 404 and missing_ok:
             return None
         if response.status_code != 200:
-            raise MarathonFailed(f"GET {redact_url(url)} answered HTTP {response.status_code}: {_message(response)}")
+            raise _read_refused(response, url)
         body = _json_of(response, url)
         if not isinstance(body, dict) or not isinstance(body.get("app"), dict):
             raise MarathonFailed(f"{redact_url(url)} did not answer an app")
@@ -1140,7 +1163,9 @@ class MarathonClient:
         try:
             response = self.http.request(method, url, json_body=body)
         except RequestFailed as exc:
-            raise failure(str(exc), hint="ambiguous" if exc.ambiguous else None) from None
+            # "unsent": refused twice, not done; after the first write, read again and decide again all the same
+            hint = "ambiguous" if exc.ambiguous else None if exc.permanent else "unsent"
+            raise failure(str(exc), hint=hint) from None
         if response.status_code == 409 and "locked" in _message(response).lower():
             raise Locked(_message(response))
         if response.status_code >= 400:
@@ -1384,7 +1409,10 @@ class Deployer:
         self.steps = 0
         self.plan = None
         self.swapping = False  # both apps exist: a failure from here on needs --resume or a way back
-        self.last_observation = None  # what the loop saw last: the failure report is built from it
+        self.marathon_away_since = None  # when the Marathon outage now waited out began
+        self.marathon_waited_s = 0.0  # seconds spent waiting for Marathon in this run
+        self.last_seen = {}  # app id -> the app (None: gone) as Marathon last showed it
+        self.writes_failing_since = None  # when the writes failing in a row began to fail
         self.final_deadline = deadline
         if options.on_failure == "rollback" and options.deadline:
             # keep a third of the deadline for the way back
@@ -1499,9 +1527,11 @@ class Deployer:
             except CreateFailed as exc:
                 if exc.hint != "ambiguous":
                     raise
-                if self.marathon.get_app(app["id"], missing_ok=True) is not None:
+                self.swapping = self.plan is not None  # until Marathon answers, the app may exist: --resume
+                if self.read_marathon(lambda: self.marathon.get_app(app["id"], missing_ok=True)) is not None:
                     logger.warning("%s; Marathon has the app now, carrying on", exc)
                     break
+                self.swapping = False
                 if ambiguous_writes >= AMBIGUOUS_WRITES_TOLERATED:
                     raise
                 ambiguous_writes += 1
@@ -1518,6 +1548,37 @@ class Deployer:
         self.deadline.check("waiting")
         self.interrupts.sleep(self.deadline.bound(seconds))
         self.deadline.check("waiting")
+
+    def read_marathon(self, read):
+        """``read()`` after the first write: a Marathon that does not answer is waited for, up to --stall-timeout.
+
+        Transport errors, timeouts and 5xx answers (after the read's own
+        retries) mean wait, then read again; any other answer stops at once.
+        """
+        while True:
+            looked_at = self.clock.monotonic()
+            try:
+                result = read()
+            except MarathonUnavailable as exc:
+                if self.marathon_away_since is None:
+                    self.marathon_away_since = looked_at
+                away_s = self.clock.monotonic() - self.marathon_away_since
+                timeout_s = self.options.stall_timeout
+                if timeout_s and away_s >= timeout_s:
+                    raise MarathonUnavailable(f"Marathon did not answer for {away_s:.0f} s "
+                                              f"(--stall-timeout {timeout_s:g} s): {exc}") from None
+                delay_s = min(self.options.step_delay, timeout_s - away_s) if timeout_s else self.options.step_delay
+                logger.warning("Marathon does not answer (%s); waited %.0f s, looking again in %g s", exc, away_s,
+                               delay_s)
+                self.events.emit("waiting", reason=f"Marathon does not answer: {exc}", waited_s=round(away_s, 3),
+                                 next_poll_s=round(delay_s, 3))
+                self.sleep(delay_s)
+                self.marathon_waited_s += self.clock.monotonic() - looked_at
+                continue
+            if self.marathon_away_since is not None:
+                logger.info("Marathon answers again after %.0f s", self.clock.monotonic() - self.marathon_away_since)
+                self.marathon_away_since = None
+            return result
 
     # -- the swap ----------------------------------------------------------
 
@@ -1547,10 +1608,11 @@ class Deployer:
             while True:
                 self.interrupts.check()
                 self.deadline.check("rolling back")
-                restored = self.marathon.get_app(plan.old_id, missing_ok=True)
+                restored, failed = self.read_marathon(lambda: (self.marathon.get_app(plan.old_id, missing_ok=True),
+                                                               self.marathon.get_app(plan.new_id, missing_ok=True)))
+                self.last_seen = {plan.new_id: failed, plan.old_id: restored}
                 if restored is None:
                     raise MarathonFailed(f"{plan.old_id} is gone: there is nothing to roll back to")
-                failed = self.marathon.get_app(plan.new_id, missing_ok=True)
                 if restored.get("instances", 0) < plan.target:
                     logger.info("Scaling %s back to %d instance(s)", plan.old_id, plan.target)
                     try:
@@ -1570,7 +1632,7 @@ class Deployer:
                         self.wait_locked("restoring the old app", exc)
                     continue
                 lbs = () if restored.get("deployments") else self.lbs.observe(self.backend(restored))
-                observation = self.last_observation = Observation(restored, failed, lbs)
+                observation = Observation(restored, failed, lbs)
                 reason, draining = assess_restore(observation, plan.target, self.resolve)
                 now = self.clock.monotonic()
                 waiting_since = waiting_since if draining and waiting_since is not None else now
@@ -1611,15 +1673,18 @@ class Deployer:
 
     def observe(self):
         plan = self.plan
-        new_app = self.marathon.get_app(plan.new_id, missing_ok=True)
+        waited_s = self.marathon_waited_s
+        new_app, old_app = self.read_marathon(lambda: (self.marathon.get_app(plan.new_id, missing_ok=True),
+                                                       self.marathon.get_app(plan.old_id, missing_ok=True)))
+        waited_s = self.marathon_waited_s - waited_s
+        self.last_seen = {plan.new_id: new_app, plan.old_id: old_app}
         if new_app is None:
             raise MarathonFailed(f"the new app {plan.new_id} disappeared from Marathon")
-        old_app = self.marathon.get_app(plan.old_id, missing_ok=True)
         if old_app is None:
             old_app = {"id": plan.old_id, "instances": 0, "tasks": [], "labels": {}}
-        lbs = () if new_app.get("deployments") else self.lbs.observe(self.backend(new_app))
-        self.last_observation = Observation(new_app, old_app, lbs)
-        return self.last_observation
+        if new_app.get("deployments"):
+            return Observation(new_app, old_app, marathon_wait_s=waited_s)
+        return Observation(new_app, old_app, self.lbs.observe(self.backend(new_app)), marathon_wait_s=waited_s)
 
     def swap(self):
         stall = StallWatch(self.clock, self.options.stall_timeout)
@@ -1661,13 +1726,32 @@ class Deployer:
             except Locked as exc:
                 self.wait_locked("changing instances", exc)
             except (ScaleFailed, DeleteFailed) as exc:
-                if exc.hint != "ambiguous" or ambiguous_writes >= AMBIGUOUS_WRITES_TOLERATED:
+                if exc.hint not in ("ambiguous", "unsent"):
                     raise
                 ambiguous_writes += 1
-                logger.warning("%s; reading Marathon again before deciding", exc)
+                self.write_failed(exc, ambiguous_writes)
             waiting_since = None
             step_since = self.clock.monotonic()
             self.steps += 1
+
+    def write_failed(self, exc, in_a_row):
+        """After a write without a clear answer: read again and decide again.
+
+        At once up to 3 times in a row, then every --step-delay, until such
+        failures in a row have lasted --stall-timeout: then ``exc`` stops zdd.
+        """
+        now = self.clock.monotonic()
+        if in_a_row == 1:
+            self.writes_failing_since = now
+        failing_s = now - self.writes_failing_since
+        if in_a_row > AMBIGUOUS_WRITES_TOLERATED:
+            if self.options.stall_timeout and failing_s >= self.options.stall_timeout:
+                raise exc
+            logger.warning("%s; %d writes in a row failed in %.0f s: reading Marathon again in %g s", exc, in_a_row,
+                           failing_s, self.options.step_delay)
+            self.sleep(self.options.step_delay)
+            return
+        logger.warning("%s; reading Marathon again before deciding", exc)
 
     def act(self, observation, step):
         new_app, old_app = observation.new_app, observation.old_app
@@ -1694,7 +1778,8 @@ class Deployer:
         try:
             self.marathon.delete_app(app_id)
         except DeleteFailed as exc:
-            if exc.hint != "ambiguous" or self.marathon.get_app(app_id, missing_ok=True) is not None:
+            if exc.hint != "ambiguous" or self.read_marathon(
+                    lambda: self.marathon.get_app(app_id, missing_ok=True)) is not None:
                 raise
         self.events.emit("deleted", app=app_id)
 
@@ -1756,6 +1841,7 @@ class StallWatch:
     """Stops a swap that makes no progress for --stall-timeout seconds.
 
     Waiting for HAProxy to drain sessions does not count: --max-wait bounds it.
+    Nor does waiting for a Marathon that does not answer: the wait has its own bound.
     """
 
     def __init__(self, clock, timeout_s):
@@ -1769,6 +1855,7 @@ class StallWatch:
         healthy = sum(1 for task in new_app.get("tasks") or [] if is_routable(new_app, task))
         signature = (new_app.get("instances"), old_app.get("instances"), healthy, len(old_app.get("tasks") or []))
         now = self.clock.monotonic()
+        self.since += observation.marathon_wait_s
         if signature != self.signature or not step.wait or step.draining:
             self.signature, self.since = signature, now
             return
@@ -1875,7 +1962,8 @@ def build_parser():
     add("--deadline", type=_non_negative(float), default=DEFAULT_DEADLINE_S,
         help="seconds the whole run may take (0: no deadline)")
     add("--stall-timeout", type=_non_negative(float), default=DEFAULT_STALL_TIMEOUT_S,
-        help="stop when the deployment makes no progress for this many seconds (0: never)")
+        help="stop when the deployment makes no progress, or Marathon does not answer, for this many seconds "
+        "(0: never)")
     add("--output", choices=("text", "json"), default="text",
         help="json: JSON Lines events on stdout instead of the app definition")
     add("--on-failure", choices=("stop", "rollback"), default="stop",
@@ -2189,24 +2277,25 @@ def _summary(code, deployer, options, clock, events):
 
 
 def _report_failure(exc, deployer, options, events):
-    hint = exc.hint if exc.hint not in (None, "ambiguous") else None
+    hint = exc.hint if exc.hint not in (None, "ambiguous", "unsent") else None
     logger.error("%s", f"{exc} ({hint})" if hint else exc)
     swapping = deployer is not None and deployer.swapping
     if swapping and not isinstance(exc, (InvalidArgs, BadApp, Declined, RolledBack)):
-        logger.error("state: %s", _last_state(deployer))
+        plan = deployer.plan
+        state = [f"{app_id}: {_app_state(deployer, app_id)}" for app_id in (plan.new_id, plan.old_id)]
+        logger.error("state: %s", "; ".join(state))
         logger.error("to finish: %s", resume_command(options.argv))
         logger.error("to go back: %s", resume_command(options.argv, "--complete-prev"))
     events.emit("error", message=str(exc), exit_code=int(exc.exit_code))
 
 
-def _last_state(deployer):
-    """Both apps as the loop last saw them (no new request: the deadline may have passed)."""
-    seen = deployer.last_observation
-    if seen is None:
+def _app_state(deployer, app_id):
+    """An app's state for the failure report, as the loop last saw it: never a new request (the deadline may
+    have passed, Marathon may be away); marked as such when Marathon was not answering."""
+    if app_id not in deployer.last_seen:
         return "not read yet"
-    apps = {app["id"]: app for app in (seen.new_app, seen.old_app)}
-    return "; ".join(f"{app_id}: {summarise(apps.get(app_id))}" for app_id in (deployer.plan.new_id,
-                                                                                deployer.plan.old_id))
+    state = summarise(deployer.last_seen[app_id])
+    return f"{state} (as last seen)" if deployer.marathon_away_since is not None else state
 
 
 class SystemClock:

@@ -647,11 +647,11 @@ def test_no_secret_in_any_output(scenario, fronts, world, service_key, app_path,
         argv.append("--dry-run")
     if scenario.output_json:
         argv += ["--output", "json"]
-    # a 500 to a write is ambiguous (zdd reads Marathon and tries again, 3 times): keep failing
+    # a 500 to a write is ambiguous (zdd reads Marathon and tries again, a scale until --stall-timeout): keep failing
     if scenario.fail == "create":
-        world.sim.fail_next("POST", r"^/v2/apps$", 500, count=10)
+        world.sim.fail_next("POST", r"^/v2/apps$", 500, count=1000)
     elif scenario.fail == "scale":
-        world.sim.fail_next("PUT", r"^/v2/apps/nginx-green$", 500, count=10)
+        world.sim.fail_next("PUT", r"^/v2/apps/nginx-green$", 500, count=1000)
     seed_blue(world, 3)
 
     code, out, err = run(marathon_url, lb_url, app_path, *argv, clock=world.clock, environ=environ)

@@ -484,12 +484,13 @@ def test_marathon_5xx_on_get_is_retried(world, app_file):
     assert writes(world) == SEQUENCE_3
 
 
-def test_marathon_gone_mid_run_ends_with_6(world, app_file):
+def test_marathon_gone_mid_run_ends_with_6_after_the_stall_timeout(world, app_file):
     seed_blue(world, 3)
-    world.sim.fail_next("GET", r"^/v2/apps/nginx-green$", 500, count=100)
-    code, _, err = run(world, app_file())
+    world.sim.fail_next("GET", r"^/v2/apps/nginx-green$", 500, count=10000)
+    code, _, err = run(world, app_file(), "--stall-timeout", "100")
     assert code == zdd.ExitCode.MARATHON_FAILED
-    assert "HTTP 500" in err
+    assert "HTTP 500" in err and "Marathon did not answer for" in err
+    assert writes(world) == [("create", "/nginx-green", 1)]
 
 
 def test_lb_down_mid_run_ends_with_5_after_the_stall_timeout(world, app_file):

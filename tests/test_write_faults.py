@@ -45,8 +45,26 @@ def test_a_write_answered_5xx_is_read_again_and_sent_again(world, app_file, meth
     ("DELETE", r"^/v2/apps/nginx-blue$", zdd.ExitCode.DELETE_FAILED),
 ])
 def test_a_write_that_keeps_failing_ends_with_its_exit_code(world, app_file, method, path, code):  # noqa: F811
+    """A create stops after 3 re-sends (nothing is half done yet); later writes after --stall-timeout of failing."""
     seed_blue(world, 3)
-    world.sim.fail_next(method, path, 500, count=zdd.AMBIGUOUS_WRITES_TOLERATED + 1)
-    exit_code, _, err = run(world, app_file())
+    world.sim.fail_next(method, path, 500, count=1000)
+    exit_code, _, err = run(world, app_file(), "--stall-timeout", "60")
     assert exit_code == code, err
     assert "HTTP 500" in err and "Traceback" not in err
+    failed = [record for record in world.sim.writes() if record.status == 500]
+    if method == "POST" and path == r"^/v2/apps$":
+        assert len(failed) == zdd.AMBIGUOUS_WRITES_TOLERATED + 1
+    else:
+        assert "writes in a row failed" in err
+        # 3 at once, then one every --step-delay (5 s) for the 60 s of --stall-timeout
+        assert zdd.AMBIGUOUS_WRITES_TOLERATED + 60 / 5 <= len(failed) <= zdd.AMBIGUOUS_WRITES_TOLERATED + 60 / 5 + 2
+
+
+def test_a_write_failing_4_times_in_a_row_is_sent_again_after_a_pause(world, app_file):  # noqa: F811
+    """The random 20% case: one write answered 5xx four times in a row no longer ends the deployment halfway."""
+    seed_blue(world, 3)
+    world.sim.fail_next("PUT", r"^/v2/apps/nginx-green$", 503, count=zdd.AMBIGUOUS_WRITES_TOLERATED + 1)
+    code, _, err = run(world, app_file())
+    assert code == 0, err
+    assert err.count("writes in a row failed") == 1
+    assert settle(world) == {"/nginx-green": (3, 3)}

@@ -14,6 +14,7 @@ on zdd's own clock), and ``--stall-timeout`` / ``--max-wait`` per scenario.
 """
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -136,11 +137,11 @@ def fault_scenario(cluster, name, *args, fault=None, when=None, expect=0, heal=N
     resume_text = "" if resumed is None else "; resume exit %d in %.1f s, %d step(s)" % (
         resumed.code, resumed.duration_s, resumed.finished.get("steps", 0))
     faults = {kind: n for kind, n in cluster.sim.faults_injected.items() if n}
-    rereads = first.stderr.count("reading Marathon again") + first.stderr.count("creating it again")
-    print("\n%s: zdd exit %d in %.1f s (wall %.1f s), %d step(s), %d write(s) read again%s; injected %s; "
-          "requests %d, failed %d" % (
+    rereads = sum(first.stderr.count(text) for text in ("reading Marathon again", "creating it again"))
+    print("\n%s: zdd exit %d in %.1f s (wall %.1f s), %d step(s), %d write(s) read again, %d wait(s) for Marathon%s; "
+          "injected %s; requests %d, failed %d" % (
               name, first.code, first.duration_s, first.wall_s, first.finished.get("steps", 0), rereads,
-              resume_text, faults or "-", counts["requests"], counts["failed"]))
+              len(marathon_waits(first)), resume_text, faults or "-", counts["requests"], counts["failed"]))
     assert counts["requests"] > 500, load.summary()
     assert counts["failed"] == 0, load.summary()
     assert cluster.apps() == FINAL_STATE
@@ -213,13 +214,127 @@ def test_marathon_drops_connections(cluster):
 
 
 def test_marathon_down_for_good(cluster):
-    """Halfway, Marathon refuses every connection: exit 6, the cluster serves on; resume completes."""
+    """Halfway, Marathon refuses every connection: zdd waits --stall-timeout, exit 6; resume completes."""
     cluster.deploy_first(INSTANCES)
     sim = cluster.sim
     first, _, _ = fault_scenario(
-        cluster, "Marathon down", "--stall-timeout", "30",
+        cluster, "Marathon down", "--stall-timeout", str(OUTAGE_STALL_TIMEOUT_S),
         fault=sim.go_down, when=lambda: first_kill_sent(cluster), expect=6, heal=sim.come_up)
-    assert "connection refused" in first.stderr
+    assert "connection refused" in first.stderr and "Marathon did not answer for" in first.stderr
+    check_outage_bound(first, OUTAGE_STALL_TIMEOUT_S)
+
+
+# -- Marathon away from zdd only (marathon-lb keeps syncing): a leader election, a flaky proxy --------
+
+
+OUTAGE_S = 10.0
+OUTAGE_STALL_TIMEOUT_S = 6
+
+
+def first_write_sent(cluster):
+    return bool(cluster.sim.writes())
+
+
+def marathon_waits(run):
+    """The waiting events for a Marathon that does not answer."""
+    return [event for event in run.events
+            if event["event"] == "waiting" and event["reason"].startswith("Marathon does not answer")]
+
+
+def check_outage_bound(run, stall_timeout_s):
+    """zdd gave up within --stall-timeout plus one read's attempts of the outage's first wait (its own clock)."""
+    waits = marathon_waits(run)
+    assert waits, run.stderr
+    one_read_s = 4 * REQUEST_TIMEOUT_S + 3.5  # GET_ATTEMPTS, and the backoff between them
+    assert run.duration_s - waits[0]["elapsed_s"] <= stall_timeout_s + one_read_s, run.stderr
+
+
+@pytest.mark.parametrize("kind", ["503", "dropped"])
+def test_marathon_away_from_zdd_for_10_s_mid_deployment(cluster_factory, kind):
+    """Halfway, with 2 marathon-lbs, Marathon answers zdd 503 (or drops its connections) for 10 s: zdd waits, exit 0."""
+    cluster = cluster_factory(lbs=2)
+    cluster.deploy_first(INSTANCES)
+    sim = cluster.sim
+
+    def fault():
+        if kind == "503":
+            sim.inject("error", status=503, for_s=OUTAGE_S, client_regex="^zdd/")
+        else:
+            sim.inject("drop", for_s=OUTAGE_S, client_regex="^zdd/")
+
+    first, _, _ = fault_scenario(cluster, "Marathon away from zdd for 10 s (%s)" % kind, "--stall-timeout", "30",
+                                 fault=fault, when=lambda: first_kill_sent(cluster))
+    waits = marathon_waits(first)
+    assert waits and "Marathon answers again" in first.stderr, first.stderr
+    print("  waited for Marathon: %d look(s), longest %.1f s" % (len(waits), max(e["waited_s"] for e in waits)))
+
+
+def test_marathon_away_from_zdd_for_10_s_during_a_rollback(cluster_factory):
+    """The pre-kill hook refuses, zdd rolls back; Marathon answers zdd 503 for 10 s from the rollback's writes on."""
+    cluster = cluster_factory(lbs=2)
+    cluster.deploy_first(INSTANCES)
+    sim = cluster.sim
+    hook = cluster.workdir / "refusing-hook.sh"
+    hook.write_text("#!/bin/sh\nexit 1\n")
+    hook.chmod(0o755)
+
+    def rolling_back():
+        """Both writes of the hand-over sent (blue scaled to 4 and back to 3): the rollback waits for a drain now."""
+        return sum(record.method == "PUT" and record.path == "/v2/apps/web-blue" for record in sim.writes()) == 2
+
+    path = cluster.write_app(cluster.app(INSTANCES))
+    with cluster.load() as load:
+        time.sleep(SETTLE_S)
+        run = run_zdd(cluster, path, "--on-failure", "rollback", "--pre-kill-hook", str(hook), "--stall-timeout", "30",
+                      fault=lambda: sim.inject("error", status=503, for_s=OUTAGE_S, client_regex="^zdd/"),
+                      when=rolling_back)
+        cluster.wait_idle()
+        time.sleep(SETTLE_S)
+    counts = load.counts()
+    kinds = [event["event"] for event in run.events]
+    waits = [index for index, event in enumerate(run.events) if event in marathon_waits(run)]
+    print("\nMarathon away from zdd for 10 s during a rollback: zdd exit %d in %.1f s, %d Marathon wait(s); "
+          "injected %s; requests %d, failed %d" % (run.code, run.duration_s, len(waits),
+                                                    sim.faults_injected["error"], counts["requests"],
+                                                    counts["failed"]))
+    assert run.code == 13, run.stderr
+    run.check_bound()
+    assert waits and all(kinds.index("rollback") < index < kinds.index("rolled_back") for index in waits), kinds
+    assert counts["requests"] > 500, load.summary()
+    assert counts["failed"] == 0, load.summary()
+    assert cluster.apps() == {"/web-blue": (INSTANCES, INSTANCES)}
+
+
+def test_marathon_away_from_zdd_longer_than_the_stall_timeout(cluster_factory):
+    """Halfway, Marathon answers zdd 503 for good: exit 6 after --stall-timeout; healed, --resume completes."""
+    cluster = cluster_factory(lbs=2)
+    cluster.deploy_first(INSTANCES)
+    sim = cluster.sim
+    first, resumed, _ = fault_scenario(
+        cluster, "Marathon away from zdd for good", "--stall-timeout", str(OUTAGE_STALL_TIMEOUT_S),
+        fault=lambda: sim.inject("error", status=503, client_regex="^zdd/"),
+        when=lambda: first_kill_sent(cluster), expect=6, heal=sim.clear_faults)
+    assert "Marathon did not answer for" in first.stderr and "(as last seen)" in first.stderr
+    check_outage_bound(first, OUTAGE_STALL_TIMEOUT_S)
+    assert resumed.finished["steps"] >= 1
+
+
+RANDOM_RUNS = int(os.environ.get("ZDD_E2E_RANDOM_RUNS", "1"))
+
+
+@pytest.mark.parametrize("seed", range(RANDOM_RUNS))
+def test_marathon_random_5xx_20_percent(cluster, seed):
+    """From the first write on, a random fifth of zdd's requests answer 503 or 500: zdd completes.
+
+    Drawn at random (unlike the evenly spread 20% above), so a read can
+    meet four 5xx in a row: that is waited out, not a halfway stop.
+    ZDD_E2E_RANDOM_RUNS=N runs N seeds.
+    """
+    cluster.deploy_first(INSTANCES)
+    sim = cluster.sim
+    fault_scenario(cluster, "Marathon random 5xx 20%% (seed %d)" % seed, "--stall-timeout", "30",
+                   fault=lambda: sim.inject("error", rate=0.2, seed=seed, status=(503, 500), client_regex="^zdd/"),
+                   when=lambda: first_write_sent(cluster))
 
 
 # -- marathon-lb faults ---------------------------------------------------------------------------
