@@ -2181,11 +2181,11 @@ def live_lines(observation, step, number, step_waited_s, schedule, poll_line):
     """The live block: the step, both colours against the schedule, what it waits for, the last poll line."""
     new_app, old_app = observation.new_app, observation.old_app
     news, olds = schedule
-    doing = f"waiting {step_waited_s:.0f} s: {step.wait}" if step.wait else _describe_step(step)
+    doing = f"waiting: {step.wait}" if step.wait else _describe_step(step)
     of = f" of {len(news)}" if number <= len(news) else ""
     healthy = sum(1 for task in new_app.get("tasks") or [] if is_routable(new_app, task))
     old_healthy = sum(1 for task in old_app.get("tasks") or [] if is_routable(old_app, task))
-    lines = [f"step {number}{of}: {doing}",
+    lines = [f"step {number}{of}, {step_waited_s:.0f} s so far: {doing}",
              f"  new {colour_of(new_app) or new_app['id']}: {healthy} healthy of {new_app.get('instances', 0)}, "
              f"schedule {_marked(news, new_app.get('instances', 0))}",
              f"  old {colour_of(old_app) or old_app['id']}: {old_healthy} healthy of {old_app.get('instances', 0)}, "
