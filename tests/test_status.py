@@ -39,12 +39,48 @@ def status(world, app_path, *args, clock=None):
     return code, out.getvalue(), err.getvalue()
 
 
+OPTIONAL_STR, OPTIONAL_INT, OPTIONAL_BOOL = (str, type(None)), (int, type(None)), (bool, type(None))
+# the status event's fields as the README documents them, besides event, time and elapsed_s
+STATUS_FIELDS = {"group": str, "backend": str, "state": str, "summary": str, "apps": list, "lbs": list,
+                 "step": OPTIONAL_INT, "steps": OPTIONAL_INT, "new_schedule": list, "old_schedule": list,
+                 "waiting": OPTIONAL_STR, "next_step": OPTIONAL_STR, "finish_command": OPTIONAL_STR,
+                 "back_command": OPTIONAL_STR}
+APP_FIELDS = {"id": str, "colour": OPTIONAL_STR, "role": OPTIONAL_STR, "instances": int, "running": int,
+              "healthy": int, "target": int, "started_at": OPTIONAL_STR, "hybrid_goal": int,
+              "marathon_deployment": bool}
+LB_FIELDS = {"url": str, "pids": (list, type(None)), "reloading": OPTIONAL_BOOL, "error": OPTIONAL_STR,
+             "listeners": (list, type(None)), "unmatched": int}
+LISTENER_FIELDS = {"app": str, "colour": OPTIONAL_STR, "up": int, "maint": int, "drained": int}
+STATES = {"empty", "at_rest", "in_progress", "stuck", "hybrid", "unreadable"}
+
+
+def check_fields(record, fields):
+    assert set(record) == set(fields), record
+    for name, kinds in fields.items():
+        assert isinstance(record[name], kinds), (name, record[name])
+
+
+def check_status_event(event):
+    """The event has the README's fields, types and states, and nothing else."""
+    check_fields({k: v for k, v in event.items() if k not in ("event", "time", "elapsed_s")}, STATUS_FIELDS)
+    assert event["state"] in STATES
+    for app in event["apps"]:
+        check_fields(app, APP_FIELDS)
+    for lb in event["lbs"]:
+        check_fields(lb, LB_FIELDS)
+        assert lb["pids"] is None or all(isinstance(pid, int) for pid in lb["pids"])
+        for counts in lb["listeners"] or []:
+            check_fields(counts, LISTENER_FIELDS)
+
+
 def status_event(world, app_path, *args):
     """``zdd --status --output json``: (exit code, the one status event, every event name in order)."""
     code, out, err = status(world, app_path, "--output", "json", *args)
     events = [json.loads(line) for line in out.splitlines()]
     statuses = [event for event in events if event["event"] == "status"]
     assert len(statuses) == 1, out
+    check_status_event(statuses[0])
+    assert events[-1]["event"] == "finished" and events[-1]["result"] == ("status" if code == 0 else "failed")
     return code, statuses[0], [event["event"] for event in events]
 
 
@@ -308,6 +344,8 @@ def test_watch_refreshes_every_step_delay_until_ctrl_c(world, app_path, tmp_path
     assert code == zdd.ExitCode.INTERRUPTED
     events = [json.loads(line) for line in out.splitlines()]
     refreshes = [event for event in events if event["event"] == "status"]
+    for event in refreshes:
+        check_status_event(event)
     assert [event["elapsed_s"] for event in refreshes] == [0.0, 5.0, 10.0]
     assert events[-1]["event"] == "finished" and events[-1]["result"] == "interrupted"
     assert (world.lb.stats_polls - stats, world.lb.pid_polls - pids) == (3, 1), "PIDs on the first refresh only"
@@ -339,5 +377,24 @@ def test_watch_goes_on_while_marathon_is_down(world, app_path):
         world.sim.come_up()
     assert code == zdd.ExitCode.INTERRUPTED
     refreshes = [json.loads(line) for line in out.splitlines() if '"event": "status"' in line]
+    for event in refreshes:
+        check_status_event(event)
     assert [event["state"] for event in refreshes] == ["unreadable", "unreadable"]
     assert "connection refused" in refreshes[0]["summary"]
+
+
+def test_a_complete_cur_stopped_halfway_is_finished_by_complete_cur(world, app_path):
+    seed_blue(world, 4)
+    assert deploy(world, app_path, "--new-instances", "2") == 0
+    world.clock.advance(30)
+    world.sim.fail_next("DELETE", r"^/v2/apps/nginx-blue$", 400)  # green scaled to 4, then the delete fails
+    assert deploy(world, app_path, "--complete-cur") == zdd.ExitCode.DELETE_FAILED
+    world.clock.advance(30)
+    world.sim.clear_log()
+    code, event, _ = status_event(world, app_path)
+    assert code == 0
+    assert [(app["id"], app["instances"]) for app in event["apps"]] == [("/nginx-blue", 2), ("/nginx-green", 4)]
+    assert (event["state"], event["next_step"]) == ("stuck", "deleting the old app")
+    assert event["finish_command"].endswith(" --complete-cur")
+    assert event["back_command"].endswith(" --complete-prev")
+    assert writes(world) == []
