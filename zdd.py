@@ -29,6 +29,10 @@ number), jumping to the target once it reaches the old app's size. If
 draining takes longer than --max-wait seconds, the old tasks in MAINT on every
 marathon-lb are killed anyway.
 
+zdd --status reads the group without changing anything: each colour's
+instances, each marathon-lb's listeners per colour, where a deployment stands
+in its schedule, and the command that finishes it; --watch refreshes it.
+
 --new-instances N leaves a hybrid group (N new, target - N old instances);
 --complete-cur or --complete-prev later converges it to one colour. When a run
 stops halfway (deadline, stall, Ctrl-C, a crash), run the same command again
@@ -1751,6 +1755,8 @@ class GroupReading:
 
 @dataclasses.dataclass(frozen=True)
 class AppState:
+    """One app of the group as --status shows it."""
+
     id: str
     colour: str
     role: str  # "new" or "old" with two apps or more (as --resume takes them), else None
@@ -1765,6 +1771,8 @@ class AppState:
 
 @dataclasses.dataclass(frozen=True)
 class ListenerCounts:
+    """How many of one app's listeners a marathon-lb shows UP, in MAINT and drained."""
+
     app: str
     colour: str
     up: int
@@ -1774,6 +1782,8 @@ class ListenerCounts:
 
 @dataclasses.dataclass(frozen=True)
 class LbState:
+    """One marathon-lb as --status shows it."""
+
     url: str
     pids: tuple  # None: not read
     reloading: bool  # None: the PIDs were not read
@@ -1908,9 +1918,10 @@ def _verdict(reading, options):
         return {"state": "empty", "summary": f"no app in group {group}: a deployment creates its first colour, blue"}
     if len(apps) == 1:
         only = apps[0]
+        healthy = sum(1 for task in only.get("tasks") or [] if is_routable(only, task))
         moving = ", its Marathon deployment is in progress" if only.get("deployments") else ""
         return {"state": "at_rest", "summary": f"at rest: {only['id']} ({colour_of(only) or 'no colour'}) alone "
-                f"serves the group, {summarise(only).split(' ')[-1]} healthy{moving}"}
+                f"serves the group, {healthy}/{only.get('instances', 0)} healthy{moving}"}
     new_app, old_app = apps[-1], apps[-2]
     argv = [word for word in options.argv if word not in STATUS_FLAGS]
     finish, back = resume_command(argv, "--resume"), resume_command(argv, "--complete-prev")
@@ -2024,6 +2035,7 @@ def show_status(deployer, app):
     left open for an hour would otherwise fork inside HAProxy 720 times at 5 s.
     """
     options, events, out = deployer.options, deployer.events, deployer.out
+    deployer.deadline = deployer.final_deadline  # none of it is kept for a rollback: nothing is deployed
     block = TerminalBlock(out) if options.watch and not events.enabled and is_terminal(out) else None
     refresh = 0
     while True:
@@ -2156,10 +2168,10 @@ class LiveDeployer(Deployer):
         self.schedule = None  # (new counts, old counts) from the first poll on
         self.step_started = (None, 0.0)  # (step number, monotonic s when it began)
 
-    def report(self, observation, step, waited_s):
+    def report(self, observation, step, *args, **kwargs):
         self.live.absorbing = True
         try:
-            super().report(observation, step, waited_s)
+            super().report(observation, step, *args, **kwargs)
         finally:
             self.live.absorbing = False
         if self.schedule is None:

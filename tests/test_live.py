@@ -75,6 +75,12 @@ def screen(raw, columns=80):
     return lines
 
 
+@pytest.fixture(autouse=True)
+def a_terminal_that_moves_the_cursor(monkeypatch):
+    """TERM as on a desktop, wherever the tests run (zdd draws no block on TERM=dumb)."""
+    monkeypatch.setenv("TERM", "xterm")
+
+
 @pytest.fixture
 def app_path(tmp_path):
     path = tmp_path / "app.json"
@@ -167,9 +173,12 @@ def test_a_prompt_clears_the_block_first(world, app_path):
     assert "\n".join(shown).count("Scaling /nginx-green up to") == 2
 
 
-@pytest.mark.parametrize("stderr, args", [(io.StringIO(), ()), (Terminal(), ("--output", "json"))],
-                         ids=["not a terminal", "json"])
-def test_no_live_view_off_a_terminal_or_with_json(world, app_path, stderr, args):
+@pytest.mark.parametrize("stderr, args, term", [(io.StringIO(), (), "xterm"),
+                                                (Terminal(), ("--output", "json"), "xterm"),
+                                                (Terminal(), (), "dumb")],
+                         ids=["not a terminal", "json", "TERM=dumb"])
+def test_no_live_view_off_a_terminal_or_with_json(world, app_path, monkeypatch, stderr, args, term):
+    monkeypatch.setenv("TERM", term)
     seed_blue(world, 3)
     code, _, raw = run(world, app_path, *args, stderr=stderr)
     assert code == 0
