@@ -160,15 +160,17 @@ def test_the_block_shows_the_step_the_schedule_the_wait_and_how_long(world, app_
 
 def test_a_prompt_clears_the_block_first(world, app_path):
     seed_blue(world, 3)
-    questions = []
+    stderr = Terminal()
 
-    def answer(question):
-        questions.append(question)
+    def answer(question):  # as the terminal prompt does: the question and the echoed answer on stderr
+        stderr.write(f"{question} [Y/n] y\n")
         return True
 
-    code, _, raw = run(world, app_path, ask=answer)
-    assert code == 0 and questions.count("Continue?") == 3
+    code, _, raw = run(world, app_path, ask=answer, stderr=stderr)
+    assert code == 0
     shown = screen(raw)
+    assert [line for line in shown if "[Y/n]" in line] == ["Continue with deployment? [Y/n] y"] + [
+        "Continue? [Y/n] y"] * 3
     assert not any(line.startswith("step ") for line in shown)
     assert "\n".join(shown).count("Scaling /nginx-green up to") == 2
 
@@ -209,10 +211,11 @@ def quick_app():
     return app
 
 
-def run_on_pty(argv, columns=100, until=None, timeout_s=60):
+def run_on_pty(argv, columns=100, until=None, answer=None, timeout_s=60):
     """Run ``argv`` with stdin, stdout and stderr on a new pseudo-terminal; returns (exit code, bytes shown).
 
     ``until(text)`` (optional): once it holds for the output so far, the process gets SIGINT.
+    ``answer`` (optional): typed, with Enter, after each ``[Y/n]`` prompt.
     """
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
@@ -220,7 +223,7 @@ def run_on_pty(argv, columns=100, until=None, timeout_s=60):
     process = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=slave, stdout=slave, stderr=slave,
                                start_new_session=True)
     os.close(slave)
-    chunks, interrupted, end = [], False, time.monotonic() + timeout_s
+    chunks, interrupted, answered, end = [], False, 0, time.monotonic() + timeout_s
     try:
         while time.monotonic() < end:
             ready, _, _ = select.select([master], [], [], 0.1)
@@ -234,7 +237,11 @@ def run_on_pty(argv, columns=100, until=None, timeout_s=60):
                 if not data:
                     break
                 chunks.append(data)
-            if until and not interrupted and until(b"".join(chunks).decode(errors="replace")):
+            shown = b"".join(chunks).decode(errors="replace")
+            if answer is not None and shown.count("[Y/n] ") > answered:
+                os.write(master, answer.encode() + b"\n")
+                answered += 1
+            if until and not interrupted and until(shown):
                 process.send_signal(signal.SIGINT)
                 interrupted = True
             if process.poll() is not None and not ready:
@@ -285,3 +292,20 @@ def test_status_watch_on_a_pseudo_terminal_redraws_until_ctrl_c(real_world, tmp_
     assert "stopped by SIGINT" in shown[-1]
     assert lb.pid_polls == 1
     assert sim.writes() == []
+
+
+def test_prompts_on_a_pseudo_terminal_are_never_drawn_over(real_world, tmp_path):
+    sim, lb = real_world
+    sim.add_app(dict(quick_app(), id="/nginx-blue", instances=3,
+                     labels=dict(quick_app()["labels"], **zdd_labels("blue", 10000, 3, "2025-06-01T10:00:00"))))
+    path = tmp_path / "app.json"
+    path.write_text(json.dumps(quick_app()))
+    argv = [*zdd_command(), "-m", sim.url, "-l", lb.url, "-j", str(path), *QUIET, "-s", "0.1"]
+    code, raw = run_on_pty(argv, answer="y")
+    assert code == 0, raw
+    shown = screen(raw.replace("\r\n", "\n"), columns=100)
+    prompts = [line for line in shown if "[Y/n]" in line]
+    assert prompts == ["Continue with deployment? [Y/n] y"] + ["Continue? [Y/n] y"] * 3, shown
+    assert not any(line.startswith("step ") for line in shown)
+    assert len(REDRAW.findall(raw)) >= 3
+    assert [a["id"] for a in sim.api_apps()] == ["/nginx-green"]
