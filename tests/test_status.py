@@ -398,3 +398,16 @@ def test_a_complete_cur_stopped_halfway_is_finished_by_complete_cur(world, app_p
     assert event["finish_command"].endswith(" --complete-cur")
     assert event["back_command"].endswith(" --complete-prev")
     assert writes(world) == []
+
+
+def test_no_force_and_no_terminal_is_fine_for_status(world, app_path):
+    """A deployment without -f and without a terminal refuses to start (exit 3); --status never prompts."""
+    seed_blue(world, 3)
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["-m", world.sim.url, "-l", world.lb.url, "-j", app_path, *QUIET, "--status"]
+    code = zdd.main(argv, clock=world.clock, stdout=out, stderr=err, environ={})  # the real prompt, stdin no tty
+    assert (code, err.getvalue()) == (0, "")
+    assert "verdict: at rest" in out.getvalue()
+    deploying = zdd.main(argv[:-1], clock=world.clock, stdout=io.StringIO(), stderr=io.StringIO(), environ={})
+    assert deploying == zdd.ExitCode.INVALID_ARGS, "the same command without --status would refuse"
+    assert writes(world) == []
