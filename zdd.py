@@ -1729,6 +1729,7 @@ class StallWatch:
 
 STATUS_FLAGS = ("--status", "--watch")  # left out of the commands a status prints
 DEFAULT_TERMINAL_COLUMNS = 80
+DEFAULT_TERMINAL_LINES = 24
 
 
 @dataclasses.dataclass(frozen=True)
@@ -2077,8 +2078,8 @@ class TerminalBlock:
 
     Plain ANSI escapes do it (cursor up N lines, erase to the end of the
     screen), which every terminal emulator in use understands; curses would
-    take over the whole screen. Lines are cut at the terminal's width so the
-    block's height is known.
+    take over the whole screen. Lines are cut at the terminal's width, and the
+    block at its height, so that the block's height is known and on screen.
     """
 
     def __init__(self, stream):
@@ -2086,11 +2087,13 @@ class TerminalBlock:
         self.lines = []
         self.rows = 0  # terminal rows the block occupies now
 
-    def columns(self):
+    def size(self):
+        """(columns, lines) of the terminal; 80 x 24 when it does not say."""
         try:
-            return os.get_terminal_size(self.stream.fileno()).columns or DEFAULT_TERMINAL_COLUMNS
+            size = os.get_terminal_size(self.stream.fileno())
         except (AttributeError, OSError, ValueError):
-            return DEFAULT_TERMINAL_COLUMNS
+            return DEFAULT_TERMINAL_COLUMNS, DEFAULT_TERMINAL_LINES
+        return size.columns or DEFAULT_TERMINAL_COLUMNS, size.lines or DEFAULT_TERMINAL_LINES
 
     def draw(self, lines):
         self._erase()
@@ -2114,8 +2117,12 @@ class TerminalBlock:
             self.rows = 0
 
     def _write(self):
-        width = max(10, self.columns() - 1)  # one spare column: no terminal wraps early
+        columns, lines = self.size()
+        width = max(10, columns - 1)  # one spare column: no terminal wraps early
         rows = [line[start:start + width] for line in self.lines for start in range(0, max(len(line), 1), width)]
+        if len(rows) >= lines:  # the cursor cannot go up past the top of the screen: keep the block on it
+            kept = max(1, lines - 2)
+            rows = rows[:kept] + [f"({len(rows) - kept} more lines: a taller terminal shows them)"[:width]]
         self.stream.write("".join(row + "\n" for row in rows))
         self.rows = len(rows)
         self.stream.flush()

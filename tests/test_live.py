@@ -211,14 +211,14 @@ def quick_app():
     return app
 
 
-def run_on_pty(argv, columns=100, until=None, answer=None, timeout_s=60):
+def run_on_pty(argv, columns=100, rows=40, until=None, answer=None, timeout_s=60):
     """Run ``argv`` with stdin, stdout and stderr on a new pseudo-terminal; returns (exit code, bytes shown).
 
     ``until(text)`` (optional): once it holds for the output so far, the process gets SIGINT.
     ``answer`` (optional): typed, with Enter, after each ``[Y/n]`` prompt.
     """
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
     env = dict(os.environ, TERM="xterm", PYTHONPATH=str(ROOT))
     process = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=slave, stdout=slave, stderr=slave,
                                start_new_session=True)
@@ -309,3 +309,20 @@ def test_prompts_on_a_pseudo_terminal_are_never_drawn_over(real_world, tmp_path)
     assert not any(line.startswith("step ") for line in shown)
     assert len(REDRAW.findall(raw)) >= 3
     assert [a["id"] for a in sim.api_apps()] == ["/nginx-green"]
+
+
+def test_a_view_taller_than_the_terminal_is_cut_to_fit(real_world, tmp_path):
+    """Cursor-up stops at the top line: a block taller than the screen could not be redrawn in place."""
+    sim, lb = real_world
+    sim.add_app(dict(quick_app(), id="/nginx-blue", instances=3,
+                     labels=dict(quick_app()["labels"], **zdd_labels("blue", 10000, 3, "2025-06-01T10:00:00"))))
+    path = tmp_path / "app.json"
+    path.write_text(json.dumps(quick_app()))
+    argv = [*zdd_command(), "-m", sim.url, "-l", ",".join([lb.url] * 4), "-j", str(path), *QUIET, "--status",
+            "--watch", "-s", "0.1"]
+    code, raw = run_on_pty(argv, rows=12, until=lambda text: len(REDRAW.findall(text)) >= 3)
+    assert code == zdd.ExitCode.INTERRUPTED, raw
+    assert {int(rows) for rows in REDRAW.findall(raw)} == {11}
+    assert "more lines: a taller terminal shows them)" in raw
+    shown = screen(raw.replace("\r\n", "\n"), columns=100)
+    assert sum(1 for line in shown if line.startswith("group nginx")) == 1, "one view, redrawn in place"
