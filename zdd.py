@@ -1817,8 +1817,8 @@ class GroupStatus:
         return dataclasses.asdict(self)
 
 
-def read_lbs_for_status(lbs, backend, read_pids):
-    """Each marathon-lb's group listeners, then, with ``read_pids``, its PIDs.
+def read_lbs_for_status(lbs, backend, pids_known=()):
+    """Each marathon-lb's group listeners, then its PIDs, unless its URL is in ``pids_known``.
 
     The stats page is safe to poll; ``/_haproxy_getpids`` is not free:
     marathon-lb's Lua service forks ``pidof`` inside a multi-threaded HAProxy
@@ -1830,7 +1830,8 @@ def read_lbs_for_status(lbs, backend, read_pids):
     except LbFailed as exc:
         return (LbReading(url=redact_url(lbs.given[0]), error=str(exc)),)
     try:
-        return tuple(_read_lb_for_status(lbs.http, url.rstrip("/"), backend, read_pids) for url in urls)
+        return tuple(_read_lb_for_status(lbs.http, url.rstrip("/"), backend, redact_url(url.rstrip("/"))
+                                         not in pids_known) for url in urls)
     finally:
         lbs.http.session.close()  # no idle connection left to keep an old HAProxy worker alive
 
@@ -1862,7 +1863,7 @@ def _lb_text(http, url, attempts):
     return response.text
 
 
-def read_group(marathon, lbs, app, read_pids, resolve=resolve_host):
+def read_group(marathon, lbs, app, pids_known=(), resolve=resolve_host):
     """Read the group of ``app`` from Marathon and every marathon-lb; only GET requests."""
     group = deployment_group(app)
     listed = [found for found in marathon.list_apps() if deployment_group(found) == group]
@@ -1871,7 +1872,7 @@ def read_group(marathon, lbs, app, read_pids, resolve=resolve_host):
     port = ((apps[-1].get("labels") or {}).get(LABEL_PORT) if apps else None) or service_port(app)
     backend = backend_name(group, port)
     hosts = {task.get("host") or "" for found in apps for task in found.get("tasks") or []}
-    return GroupReading(group=group, backend=backend, apps=apps, lbs=read_lbs_for_status(lbs, backend, read_pids),
+    return GroupReading(group=group, backend=backend, apps=apps, lbs=read_lbs_for_status(lbs, backend, pids_known),
                         addresses={host: resolve(host) for host in hosts})
 
 
@@ -2032,17 +2033,18 @@ def show_status(deployer, app):
 
     A one-shot status fails (exit 6 or 5) when Marathon or a marathon-lb did
     not answer, after showing what it could read. A watch shows failures and
-    goes on. It reads /_haproxy_getpids on its first refresh only: a watch
-    left open for an hour would otherwise fork inside HAProxy 720 times at 5 s.
+    goes on. It reads each marathon-lb's /_haproxy_getpids once, on the first
+    refresh that marathon-lb answers: a watch left open for an hour would
+    otherwise fork inside HAProxy 720 times at 5 s.
     """
     options, events, out = deployer.options, deployer.events, deployer.out
     deployer.deadline = deployer.final_deadline  # none of it is kept for a rollback: nothing is deployed
     block = TerminalBlock(out) if options.watch and not events.enabled and is_terminal(out) else None
-    refresh = 0
+    refresh, pids_known = 0, set()  # pids_known: marathon-lbs whose PIDs this run has read
     while True:
         try:
-            reading = read_group(deployer.marathon, deployer.lbs, app, read_pids=refresh == 0,
-                                 resolve=deployer.resolve)
+            reading = read_group(deployer.marathon, deployer.lbs, app, pids_known, resolve=deployer.resolve)
+            pids_known.update(lb.url for lb in reading.lbs if lb.listeners is not None)  # answered: PIDs tried
         except MarathonFailed as exc:
             if not options.watch:
                 raise

@@ -318,10 +318,14 @@ def test_watch_without_status_is_refused(world, app_path):
 
 
 class CtrlCAfter:
-    """The world's clock, raising SIGINT once ``seconds`` have been slept (as Ctrl-C would)."""
+    """The world's clock, raising SIGINT once ``seconds`` have been slept (as Ctrl-C would).
 
-    def __init__(self, clock, seconds):
+    ``then``: (seconds, callable) pairs, each called once that much has been slept.
+    """
+
+    def __init__(self, clock, seconds, then=()):
         self.clock, self.seconds, self.start = clock, seconds, clock.slept_s
+        self.then = list(then)
 
     def monotonic(self):
         return self.clock.monotonic()
@@ -331,7 +335,11 @@ class CtrlCAfter:
 
     def sleep(self, seconds):
         self.clock.sleep(seconds)
-        if self.clock.slept_s - self.start >= self.seconds:
+        slept = self.clock.slept_s - self.start
+        for at, action in [(at, action) for at, action in self.then if slept >= at]:
+            self.then.remove((at, action))
+            action()
+        if slept >= self.seconds:
             signal.raise_signal(signal.SIGINT)
 
 
@@ -411,3 +419,18 @@ def test_no_force_and_no_terminal_is_fine_for_status(world, app_path):
     deploying = zdd.main(argv[:-1], clock=world.clock, stdout=io.StringIO(), stderr=io.StringIO(), environ={})
     assert deploying == zdd.ExitCode.INVALID_ARGS, "the same command without --status would refuse"
     assert writes(world) == []
+
+
+def test_watch_reads_the_pids_of_a_marathon_lb_once_it_answers(world, app_path):
+    seed_blue(world, 3)
+    world.clock.advance(30)
+    world.lb.down()
+    # refresh 1 at 0 s: the stats fail after 3.5 s of retries; the LB is back at 4 s;
+    # refresh 2 at 8.5 s reads its PIDs; refresh 3 at 13.5 s does not; Ctrl-C at 14 s
+    clock = CtrlCAfter(world.clock, 14, then=[(4, world.lb.up)])
+    code, out, _ = status(world, app_path, "--watch", "--output", "json", "-s", "5", clock=clock)
+    assert code == zdd.ExitCode.INTERRUPTED
+    refreshes = [json.loads(line) for line in out.splitlines() if '"event": "status"' in line]
+    assert [event["lbs"][0]["pids"] for event in refreshes] == [None, [4001, 4002], None]
+    assert refreshes[0]["lbs"][0]["error"] is not None and refreshes[2]["lbs"][0]["error"] is None
+    assert world.lb.pid_polls == 1
