@@ -1925,7 +1925,7 @@ def _verdict(reading, options):
         return {"state": "at_rest", "summary": f"at rest: {only['id']} ({colour_of(only) or 'no colour'}) alone "
                 f"serves the group, {healthy}/{only.get('instances', 0)} healthy{moving}"}
     new_app, old_app = apps[-1], apps[-2]
-    argv = [word for word in options.argv if word not in STATUS_FLAGS]
+    argv = [word for word in options.argv if not _status_flag(word)]
     finish, back = resume_command(argv, "--resume"), resume_command(argv, "--complete-prev")
     hybrid_goal = hybrid_goal_of(new_app)
     converging = hybrid_goal and new_app.get("instances", 0) > hybrid_goal  # a --complete-cur stopped halfway
@@ -1951,6 +1951,11 @@ def _verdict(reading, options):
     return dict(fields, state="stuck", next_step=doing,
                 summary=f"deployment stopped at step {at} of {len(news)}: nothing to wait for, and the next step "
                 f"({doing}) is a write only a zdd run makes{extra}")
+
+
+def _status_flag(word):
+    """Whether ``word`` is --status or --watch, also abbreviated as argparse accepts them (``--stat``)."""
+    return len(word) > 3 and word.startswith("--") and any(flag.startswith(word) for flag in STATUS_FLAGS)
 
 
 def _lb_view(lb):

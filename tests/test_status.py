@@ -434,3 +434,14 @@ def test_watch_reads_the_pids_of_a_marathon_lb_once_it_answers(world, app_path):
     assert [event["lbs"][0]["pids"] for event in refreshes] == [None, [4001, 4002], None]
     assert refreshes[0]["lbs"][0]["error"] is not None and refreshes[2]["lbs"][0]["error"] is None
     assert world.lb.pid_polls == 1
+
+
+def test_the_printed_commands_drop_status_and_watch_even_abbreviated(world, app_path, tmp_path):
+    stopped_at_step_3(world, app_path, tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["-m", world.sim.url, "-l", world.lb.url, "-j", app_path, *QUIET, "--stat", "--output", "json"]
+    assert zdd.main(argv, clock=world.clock, ask=never_ask, stdout=out, stderr=err, environ={}) == 0
+    event = next(json.loads(line) for line in out.getvalue().splitlines() if '"event": "status"' in line)
+    for command in (event["finish_command"], event["back_command"]):
+        assert "--stat" not in command and "--wat" not in command
+        assert command.startswith("zdd -m ") and "--output json" in command
