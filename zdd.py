@@ -30,6 +30,10 @@ number), jumping to the target once it reaches the old app's size. If
 draining takes longer than --max-wait seconds, the old tasks in MAINT on every
 marathon-lb are killed anyway.
 
+zdd --status reads the group without changing anything: each colour's
+instances, each marathon-lb's listeners per colour, where a deployment stands
+in its schedule, and the command that finishes it; --watch refreshes it.
+
 --new-instances N leaves a hybrid group (N new, target - N old instances);
 --complete-cur or --complete-prev later converges it to one colour. When a run
 stops halfway (deadline, stall, Ctrl-C, a crash), run the same command again
@@ -271,6 +275,8 @@ class Options:
     output: str = "text"
     on_failure: str = "stop"
     argv: tuple = ()
+    status: bool = False
+    watch: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1867,6 +1873,520 @@ class StallWatch:
 
 
 # ---------------------------------------------------------------------------
+# Status: --status and --watch read a group without writing; a live view on a terminal
+# ---------------------------------------------------------------------------
+
+STATUS_FLAGS = ("--status", "--watch")  # left out of the commands a status prints
+DEFAULT_TERMINAL_COLUMNS = 80
+DEFAULT_TERMINAL_LINES = 24
+
+
+@dataclasses.dataclass(frozen=True)
+class LbReading:
+    """What --status read from one marathon-lb."""
+
+    url: str
+    listeners: tuple = None  # the group backend's Listener rows; None: the stats request failed
+    pids: tuple = None  # HAProxy PIDs; None: not read (see read_lbs_for_status) or the request failed
+    error: str = None
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupReading:
+    """Everything --status read, prepared for ``group_status`` (no I/O is left to do)."""
+
+    group: str
+    backend: str
+    apps: tuple = ()  # the group's apps with their tasks, oldest deployment first
+    lbs: tuple = ()  # one LbReading per marathon-lb
+    addresses: dict = dataclasses.field(default_factory=dict)  # task host -> its address (None: no address)
+    error: str = None  # Marathon did not answer: nothing else was read
+
+
+@dataclasses.dataclass(frozen=True)
+class AppState:
+    """One app of the group as --status shows it."""
+
+    id: str
+    colour: str
+    role: str  # "new" or "old" with two apps or more (as --resume takes them), else None
+    instances: int  # what Marathon is asked to run now
+    running: int  # tasks in TASK_RUNNING
+    healthy: int  # tasks marathon-lb routes: running and, with health checks, alive
+    target: int
+    started_at: str
+    hybrid_goal: int
+    marathon_deployment: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ListenerCounts:
+    """How many of one app's listeners a marathon-lb shows UP, in MAINT and drained."""
+
+    app: str
+    colour: str
+    up: int
+    maint: int
+    drained: int
+
+
+@dataclasses.dataclass(frozen=True)
+class LbState:
+    """One marathon-lb as --status shows it."""
+
+    url: str
+    pids: tuple  # None: not read
+    reloading: bool  # None: the PIDs were not read
+    error: str
+    listeners: tuple  # ListenerCounts per app; None: the stats were not read
+    unmatched: int  # listeners of the backend that match no task of the group
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupStatus:
+    """The state of one deployment group: the ``status`` event, and what the text view shows."""
+
+    group: str
+    backend: str
+    state: str  # empty, at_rest, in_progress, stuck, hybrid or unreadable
+    summary: str
+    apps: tuple = ()
+    lbs: tuple = ()
+    step: int = None
+    steps: int = None
+    new_schedule: tuple = ()
+    old_schedule: tuple = ()
+    waiting: str = None
+    next_step: str = None
+    finish_command: str = None
+    back_command: str = None
+
+    def fields(self):
+        """The ``status`` event's fields."""
+        return dataclasses.asdict(self)
+
+
+def read_lbs_for_status(lbs, backend, pids_known=()):
+    """Each marathon-lb's group listeners, then its PIDs, unless its URL is in ``pids_known``.
+
+    The stats page is safe to poll; ``/_haproxy_getpids`` is not free:
+    marathon-lb's Lua service forks ``pidof`` inside a multi-threaded HAProxy
+    worker, which can break requests that worker is serving. So the PIDs are
+    read after the stats, once, and never retried.
+    """
+    try:
+        urls = lbs.instances()
+    except LbFailed as exc:
+        return (LbReading(url=redact_url(lbs.given[0]), error=str(exc)),)
+    try:
+        return tuple(_read_lb_for_status(lbs.http, url.rstrip("/"), backend, redact_url(url.rstrip("/"))
+                                         not in pids_known) for url in urls)
+    finally:
+        lbs.http.session.close()  # no idle connection left to keep an old HAProxy worker alive
+
+
+def _read_lb_for_status(http, url, backend, read_pids):
+    shown = redact_url(url)
+    try:
+        listeners = parse_stats(_lb_text(http, url + STATS_PATH, GET_ATTEMPTS), backend)
+    except RequestFailed as exc:
+        return LbReading(url=shown, error=str(exc))
+    except ValueError as exc:
+        return LbReading(url=shown, error=f"GET {redact_url(url + STATS_PATH)} is not HAProxy's stats CSV ({exc})")
+    if not read_pids:
+        return LbReading(url=shown, listeners=listeners)
+    try:
+        pids = tuple(int(word) for word in _lb_text(http, url + PIDS_PATH, 1).split())
+    except RequestFailed as exc:
+        return LbReading(url=shown, listeners=listeners, error=str(exc))
+    except ValueError:
+        return LbReading(url=shown, listeners=listeners,
+                         error=f"GET {redact_url(url + PIDS_PATH)} did not answer a list of PIDs")
+    return LbReading(url=shown, listeners=listeners, pids=pids)
+
+
+def _lb_text(http, url, attempts):
+    response = http.request("GET", url, attempts=attempts)
+    if response.status_code != 200:
+        raise RequestFailed(f"GET {redact_url(url)} answered HTTP {response.status_code}")
+    return response.text
+
+
+def read_group(marathon, lbs, app, pids_known=(), resolve=resolve_host):
+    """Read the group of ``app`` from Marathon and every marathon-lb; only GET requests."""
+    group = deployment_group(app)
+    listed = [found for found in marathon.list_apps() if deployment_group(found) == group]
+    apps = tuple(sort_deploys(found for found in (marathon.get_app(a["id"], missing_ok=True) for a in listed)
+                              if found is not None))
+    port = ((apps[-1].get("labels") or {}).get(LABEL_PORT) if apps else None) or service_port(app)
+    backend = backend_name(group, port)
+    hosts = {task.get("host") or "" for found in apps for task in found.get("tasks") or []}
+    return GroupReading(group=group, backend=backend, apps=apps, lbs=read_lbs_for_status(lbs, backend, pids_known),
+                        addresses={host: resolve(host) for host in hosts})
+
+
+def group_status(reading, options):
+    """The state of a group, from what --status read: the apps, every marathon-lb, one verdict."""
+    if reading.error is not None:
+        return GroupStatus(group=reading.group, backend=reading.backend, state="unreadable", summary=reading.error)
+    apps = reading.apps
+    roles = {apps[-1]["id"]: "new", apps[-2]["id"]: "old"} if len(apps) >= 2 else {}
+    names = {found["id"]: {name for name in (task_server_name(found, task, reading.addresses.get)
+                                             for task in found.get("tasks") or []) if name}
+             for found in apps}
+    verdict = _verdict(reading, options)
+    return GroupStatus(group=reading.group, backend=reading.backend,
+                       apps=tuple(_app_state(found, roles.get(found["id"])) for found in apps),
+                       lbs=tuple(_lb_state(lb, apps, names) for lb in reading.lbs), **verdict)
+
+
+def _app_state(app, role):
+    tasks = app.get("tasks") or []
+    return AppState(id=app["id"], colour=colour_of(app), role=role, instances=app.get("instances", 0),
+                    running=sum(1 for task in tasks if task.get("state", "TASK_RUNNING") == "TASK_RUNNING"),
+                    healthy=sum(1 for task in tasks if is_routable(app, task)), target=deployment_target(app),
+                    started_at=(app.get("labels") or {}).get(LABEL_STARTED_AT), hybrid_goal=hybrid_goal_of(app),
+                    marathon_deployment=bool(app.get("deployments")))
+
+
+def _lb_state(lb, apps, names):
+    listeners = lb.listeners or ()
+    counts = []
+    for found in apps:
+        own = [listener for listener in listeners if listener.svname in names[found["id"]]]
+        counts.append(ListenerCounts(app=found["id"], colour=colour_of(found), up=sum(1 for x in own if x.up),
+                                     maint=sum(1 for x in own if x.maint), drained=sum(1 for x in own if x.drained)))
+    known = set().union(*names.values()) if names else set()
+    return LbState(url=lb.url, pids=lb.pids, reloading=None if lb.pids is None else len(lb.pids) > RESTING_PID_COUNT,
+                   error=lb.error, listeners=tuple(counts) if lb.listeners is not None else None,
+                   unmatched=sum(1 for listener in listeners if listener.svname not in known))
+
+
+def _verdict(reading, options):
+    """state, summary, step and commands of a group (the GroupStatus fields past the lists)."""
+    apps, group = reading.apps, reading.group
+    if not apps:
+        return {"state": "empty", "summary": f"no app in group {group}: a deployment creates its first colour, blue"}
+    if len(apps) == 1:
+        only = apps[0]
+        healthy = sum(1 for task in only.get("tasks") or [] if is_routable(only, task))
+        moving = ", its Marathon deployment is in progress" if only.get("deployments") else ""
+        return {"state": "at_rest", "summary": f"at rest: {only['id']} ({colour_of(only) or 'no colour'}) alone "
+                f"serves the group, {healthy}/{only.get('instances', 0)} healthy{moving}"}
+    new_app, old_app = apps[-1], apps[-2]
+    argv = [word for word in options.argv if not _status_flag(word)]
+    finish, back = resume_command(argv, "--resume"), resume_command(argv, "--complete-prev")
+    hybrid_goal = hybrid_goal_of(new_app)
+    converging = hybrid_goal and new_app.get("instances", 0) > hybrid_goal  # a --complete-cur stopped halfway
+    if converging:
+        finish = resume_command(argv, "--complete-cur")
+    plan = plan_swap(new_app, old_app, options, hybrid=bool(hybrid_goal) and not converging)
+    step = decide(Observation(new_app, old_app, tuple(_lb_view(lb) for lb in reading.lbs)), plan,
+                  reading.addresses.get, 0.0, math.inf)
+    new_colour, old_colour = colour_of(new_app) or new_app["id"], colour_of(old_app) or old_app["id"]
+    extra = f" ({len(apps) - 2} older app(s) of the group are left alone)" if len(apps) > 2 else ""
+    if step.done:
+        return {"state": "hybrid", "finish_command": resume_command(argv, "--complete-cur"), "back_command": back,
+                "summary": f"hybrid: {new_colour} {new_app.get('instances', 0)} (its goal) and {old_colour} "
+                f"{old_app.get('instances', 0)} serve together, of {plan.target}{extra}"}
+    news, olds = scale_schedule(plan, min(options.initial_instances, plan.goal), plan.target)
+    at = max(1, sum(1 for count in news if count <= new_app.get("instances", 0)))
+    fields = {"step": at, "steps": len(news), "new_schedule": tuple(news), "old_schedule": tuple(olds),
+              "finish_command": finish, "back_command": back}
+    if step.wait:
+        return dict(fields, state="in_progress", waiting=step.wait,
+                    summary=f"deployment in progress at step {at} of {len(news)}, waiting: {step.wait}{extra}")
+    doing = _describe_step(step)
+    return dict(fields, state="stuck", next_step=doing,
+                summary=f"deployment stopped at step {at} of {len(news)}: nothing to wait for, and the next step "
+                f"({doing}) is a write only a zdd run makes{extra}")
+
+
+def _status_flag(word):
+    """Whether ``word`` is --status or --watch, also abbreviated as argparse accepts them (``--stat``)."""
+    return len(word) > 3 and word.startswith("--") and any(flag.startswith(word) for flag in STATUS_FLAGS)
+
+
+def _lb_view(lb):
+    """The LbView ``decide`` reads; PIDs not read count as at rest (the stats are what it was given)."""
+    if lb.listeners is None:
+        return LbView(url=lb.url, error=lb.error)
+    pids = RESTING_PID_COUNT if lb.pids is None else len(lb.pids)
+    return LbView(url=lb.url, pids=pids, listeners=lb.listeners, error=lb.error)
+
+
+def render_status(status):
+    """The text view of a GroupStatus, as lines."""
+    lines = [f"group {status.group}, HAProxy backend {status.backend}"]
+    if status.state == "unreadable":
+        return lines + [f"verdict: unknown: {status.summary}"]
+    lines.append("")
+    if status.apps:
+        rows = [("COLOUR", "APP", "ROLE", "RUNNING", "HEALTHY", "INSTANCES", "TARGET", "STARTED AT", "")]
+        for app in status.apps:
+            notes = [f"hybrid goal {app.hybrid_goal}"] if app.hybrid_goal else []
+            notes += ["Marathon deployment in progress"] if app.marathon_deployment else []
+            rows.append((app.colour or "-", app.id, app.role or "-", app.running, app.healthy, app.instances,
+                         app.target, (app.started_at or "-")[:19], ", ".join(notes)))
+        lines += _table(rows)
+    else:
+        lines.append("no app in the group")
+    for lb in status.lbs:
+        lines.append("")
+        if lb.listeners is None:
+            lines.append(f"marathon-lb {lb.url}: did not answer: {lb.error}")
+            continue
+        if lb.pids is not None:
+            pids = f"PIDs {' '.join(map(str, lb.pids))} ({'reloading' if lb.reloading else 'not reloading'})"
+        elif lb.error is not None:
+            pids = f"PIDs unknown: {lb.error}"
+        else:
+            pids = "PIDs not read again (a read forks inside HAProxy)"
+        lines.append(f"marathon-lb {lb.url}: {pids}")
+        rows = [(f"  {counts.colour or '-'}", counts.app, f"UP {counts.up}", f"MAINT {counts.maint}",
+                 f"drained {counts.drained}") for counts in lb.listeners]
+        lines += _table(rows) if rows else []
+        if lb.unmatched:
+            lines.append(f"  {lb.unmatched} listener(s) match no task of the group")
+    lines.append("")
+    if status.new_schedule:
+        new_app = next(app for app in status.apps if app.role == "new")
+        old_app = next(app for app in status.apps if app.role == "old")
+        lines.append(f"schedule: {new_app.colour or new_app.id} {_marked(status.new_schedule, new_app.instances)}, "
+                     f"{old_app.colour or old_app.id} {_marked(status.old_schedule, old_app.instances)}")
+    lines.append(f"verdict: {status.summary}")
+    if status.finish_command:
+        lines.append(f"to finish:  {status.finish_command}")
+    if status.back_command:
+        lines.append(f"to go back: {status.back_command}")
+    return lines
+
+
+def _marked(schedule, current):
+    """'1 -> [2] -> 3': a schedule with the current count in brackets (the first time it appears)."""
+    words, marked = [], False
+    for count in schedule:
+        words.append(f"[{count}]" if count == current and not marked else str(count))
+        marked = marked or count == current
+    return " -> ".join(words)
+
+
+def _table(rows):
+    """Rows of cells as lines, every column padded to its widest cell; numbers aligned right."""
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [str(cell).rjust(width) if isinstance(cell, int) else str(cell).ljust(width)
+                 for cell, width in zip(row, widths)]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def show_status(deployer, app):
+    """--status: read the group and show it; --watch: again every --step-delay until a signal stops it.
+
+    A one-shot status fails (exit 6 or 5) when Marathon or a marathon-lb did
+    not answer, after showing what it could read. A watch shows failures and
+    goes on. It reads each marathon-lb's /_haproxy_getpids once, on the first
+    refresh that marathon-lb answers: a watch left open for an hour would
+    otherwise fork inside HAProxy 720 times at 5 s.
+    """
+    options, events, out = deployer.options, deployer.events, deployer.out
+    deployer.deadline = deployer.final_deadline  # none of it is kept for a rollback: nothing is deployed
+    block = TerminalBlock(out) if options.watch and not events.enabled and is_terminal(out) else None
+    refresh, pids_known = 0, set()  # pids_known: marathon-lbs whose PIDs this run has read
+    while True:
+        try:
+            reading = read_group(deployer.marathon, deployer.lbs, app, pids_known, resolve=deployer.resolve)
+            pids_known.update(lb.url for lb in reading.lbs if lb.listeners is not None)  # answered: PIDs tried
+        except MarathonFailed as exc:
+            if not options.watch:
+                raise
+            group = deployment_group(app)
+            reading = GroupReading(group=group, backend=backend_name(group, service_port(app)), error=str(exc))
+        status = group_status(reading, options)
+        if events.enabled:
+            events.emit("status", **status.fields())
+        elif block is not None:
+            block.draw(render_status(status) + [f"(refreshed every {options.step_delay:g} s; Ctrl-C to stop)"])
+        else:
+            out.write(("\n" if refresh else "") + "\n".join(render_status(status)) + "\n")
+            out.flush()
+        refresh += 1
+        if not options.watch:
+            failed = [lb for lb in status.lbs if lb.error is not None]
+            if failed:
+                raise LbFailed(f"marathon-lb {failed[0].url} did not answer: {failed[0].error}")
+            return ExitCode.OK
+        deployer.sleep(options.step_delay)
+
+
+def is_terminal(stream):
+    """Whether ``stream`` is a terminal that understands cursor movement."""
+    try:
+        return stream.isatty() and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):
+        return False
+
+
+class TerminalBlock:
+    """Lines at the bottom of a terminal, redrawn in place; other text is printed above them.
+
+    Plain ANSI escapes do it (cursor up N lines, erase to the end of the
+    screen), which every terminal emulator in use understands; curses would
+    take over the whole screen. Lines are cut at the terminal's width, and the
+    block at its height, so that the block's height is known and on screen.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.lines = []
+        self.rows = 0  # terminal rows the block occupies now
+
+    def size(self):
+        """(columns, lines) of the terminal; 80 x 24 when it does not say."""
+        try:
+            size = os.get_terminal_size(self.stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            return DEFAULT_TERMINAL_COLUMNS, DEFAULT_TERMINAL_LINES
+        return size.columns or DEFAULT_TERMINAL_COLUMNS, size.lines or DEFAULT_TERMINAL_LINES
+
+    def draw(self, lines):
+        self._erase()
+        self.lines = list(lines)
+        self._write()
+
+    def above(self, text):
+        """Print ``text`` for good, then the block again under it."""
+        self._erase()
+        self.stream.write(text + "\n")
+        self._write()
+
+    def clear(self):
+        self._erase()
+        self.lines = []
+        self.stream.flush()
+
+    def _erase(self):
+        if self.rows:
+            self.stream.write(f"\r\x1b[{self.rows}A\x1b[J")
+            self.rows = 0
+
+    def _write(self):
+        columns, lines = self.size()
+        width = max(10, columns - 1)  # one spare column: no terminal wraps early
+        rows = [line[start:start + width] for line in self.lines for start in range(0, max(len(line), 1), width)]
+        if len(rows) >= lines:  # the cursor cannot go up past the top of the screen: keep the block on it
+            kept = max(1, lines - 2)
+            rows = rows[:kept] + [f"({len(rows) - kept} more lines: a taller terminal shows them)"[:width]]
+        self.stream.write("".join(row + "\n" for row in rows))
+        self.rows = len(rows)
+        self.stream.flush()
+
+
+class LiveHandler(logging.Handler):
+    """zdd's log on a terminal: lines scroll above one live block; the per-poll line goes into the block."""
+
+    def __init__(self, stream, formatter):
+        super().__init__()
+        self.block = TerminalBlock(stream)
+        self.setFormatter(formatter)
+        self.absorbing = False  # set while Deployer.report logs its per-poll line
+        self.poll_line = None
+
+    def emit(self, record):
+        try:
+            text = self.format(record)
+            if self.absorbing:
+                self.poll_line = text
+            else:
+                self.block.above(text)
+        except Exception:  # logging must never stop a deployment
+            self.handleError(record)
+
+
+def start_live_view(options, stream):
+    """The LiveHandler that replaces the terminal's log handler, or None when there is no live view.
+
+    Only for text output on a terminal: in CI (not a terminal) and with
+    --output json the log stays line by line.
+    """
+    if options.output != "text" or options.status or not is_terminal(stream):
+        return None
+    plain = next((handler for handler in logger.handlers if type(handler) is logging.StreamHandler
+                  and handler.stream is stream), None)
+    if plain is None:
+        return None
+    live = LiveHandler(stream, plain.formatter)
+    logger.handlers[logger.handlers.index(plain)] = live
+    return live
+
+
+class LiveDeployer(Deployer):
+    """A Deployer whose progress, on a terminal, is one block redrawn at every poll."""
+
+    def __init__(self, live, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.live = live
+        self.schedule = None  # (new counts, old counts) from the first poll on
+        self.step_started = (None, 0.0)  # (step number, monotonic s when it began)
+
+    def report(self, observation, step, *args, **kwargs):
+        self.live.absorbing = True
+        try:
+            super().report(observation, step, *args, **kwargs)
+        finally:
+            self.live.absorbing = False
+        if self.schedule is None:
+            self.schedule = scale_schedule(self.plan, observation.new_app.get("instances", 0),
+                                           observation.old_app.get("instances", 0))
+        now = self.clock.monotonic()
+        if self.step_started[0] != self.steps:
+            self.step_started = (self.steps, now)
+        self.live.block.draw(live_lines(observation, step, self.steps + 1, now - self.step_started[1],
+                                        self.schedule, self.live.poll_line))
+
+    def confirm(self, question):
+        if not self.options.force:
+            self.live.block.clear()  # the prompt and the answer scroll like permanent lines
+        super().confirm(question)
+
+
+def live_lines(observation, step, number, step_waited_s, schedule, poll_line):
+    """The live block: the step, both colours against the schedule, what it waits for, the last poll line."""
+    new_app, old_app = observation.new_app, observation.old_app
+    news, olds = schedule
+    doing = f"waiting: {step.wait}" if step.wait else _describe_step(step)
+    of = f" of {len(news)}" if number <= len(news) else ""
+    healthy = sum(1 for task in new_app.get("tasks") or [] if is_routable(new_app, task))
+    old_healthy = sum(1 for task in old_app.get("tasks") or [] if is_routable(old_app, task))
+    lines = [f"step {number}{of}, {step_waited_s:.0f} s so far: {doing}",
+             f"  new {colour_of(new_app) or new_app['id']}: {healthy} healthy of {new_app.get('instances', 0)}, "
+             f"schedule {_marked(news, new_app.get('instances', 0))}",
+             f"  old {colour_of(old_app) or old_app['id']}: {old_healthy} healthy of {old_app.get('instances', 0)}, "
+             f"schedule {_marked(olds, old_app.get('instances', 0))}"]
+    for lb in observation.lbs:
+        counts = _lb_counts(lb)
+        if lb.listeners is None:
+            lines.append(f"  marathon-lb {lb.url}: {lb.error}")
+        else:
+            lines.append(f"  marathon-lb {lb.url}: {counts['pids']} PIDs, UP {counts['up']}, MAINT {counts['maint']}"
+                         f", drained {counts['drained']}")
+    return lines + ([poll_line] if poll_line else [])
+
+
+def deployer_for(live):
+    """What makes the Deployer: the live one when there is a live view."""
+    if live is None:
+        return Deployer
+
+    def make(*args, **kwargs):
+        return LiveDeployer(live, *args, **kwargs)
+
+    return make
+
+
+# ---------------------------------------------------------------------------
 # The command line
 # ---------------------------------------------------------------------------
 
@@ -1968,6 +2488,9 @@ def build_parser():
         help="json: JSON Lines events on stdout instead of the app definition")
     add("--on-failure", choices=("stop", "rollback"), default="stop",
         help="what to do when a deployment fails after the new app exists")
+    add("--status", action="store_true",
+        help="show the group's apps, marathon-lbs, a verdict and the commands to finish; write nothing")
+    add("--watch", action="store_true", help="with --status: show it again every --step-delay until Ctrl-C")
     return parser
 
 
@@ -2066,6 +2589,8 @@ def parse_options(argv, environ=None):
             raise UsageError(f"argument --{name.replace('_', '-')} is required (see zdd --help)")
     if args.complete_cur and args.complete_prev:
         raise InvalidArgs("--complete-cur and --complete-prev cannot be used together")
+    if args.watch and not args.status:
+        raise InvalidArgs("--watch goes with --status")
     marathon = _check_url(args.marathon, "--marathon")
     lb = tuple(url.strip() for item in args.marathon_lb for url in item.split(",") if url.strip())
     if not lb:
@@ -2215,6 +2740,7 @@ def main(argv=None, *, clock=None, ask=None, stdout=None, stderr=None, environ=N
         stdout.write(__doc__ + EXIT_CODES_HELP)
         return ExitCode.OK
     setup_logging(options, stderr)
+    live = start_live_view(options, stderr)
     interrupts = Interrupts(clock)
     deadline = Deadline(clock, options.deadline)
     events = Events(options.output == "json", stdout, clock)
@@ -2224,7 +2750,7 @@ def main(argv=None, *, clock=None, ask=None, stdout=None, stderr=None, environ=N
     try:
         app = load_app(options)  # the inputs first: a bad JSON file is reported as such
         if ask is None:
-            if not options.force and not options.dry_run and not sys.stdin.isatty():
+            if not options.force and not options.dry_run and not options.status and not sys.stdin.isatty():
                 raise InvalidArgs("zdd would prompt, but standard input is not a terminal: pass --force")
             ask = _terminal_ask
         events.emit("start", version=__version__, app=app["id"], group=deployment_group(app),
@@ -2238,10 +2764,10 @@ def main(argv=None, *, clock=None, ask=None, stdout=None, stderr=None, environ=N
         sessions.append(lb_session)
         lb_session.headers["User-Agent"] = f"zdd/{__version__}"
         lb_http = HttpClient(lb_session, options.request_timeout, deadline, clock, interrupts)
-        deployer = Deployer(options, MarathonClient(options.marathon, marathon_http),
+        deployer = deployer_for(live)(options, MarathonClient(options.marathon, marathon_http),
                             MarathonLbClient(options.marathon_lb, lb_http), clock, ask, stdout, interrupts,
                             deadline, events)
-        code = deployer.run(app)
+        code = show_status(deployer, app) if options.status else deployer.run(app)
     except ZddError as exc:
         code = exc.exit_code
         _report_failure(exc, deployer, options, events)
@@ -2254,6 +2780,8 @@ def main(argv=None, *, clock=None, ask=None, stdout=None, stderr=None, environ=N
             interrupts.uninstall()
         for session in sessions:
             session.close()
+        if live is not None:
+            live.block.clear()
     events.emit("finished", **_summary(code, deployer, options, clock, events))
     return int(code)
 
@@ -2267,6 +2795,8 @@ def _summary(code, deployer, options, clock, events):
     result = RESULTS.get(code, "failed")
     if code == ExitCode.OK and options.dry_run:
         result = "dry_run"
+    if code == ExitCode.OK and options.status:
+        result = "status"
     summary = {"result": result, "exit_code": int(code), "duration_s": round(clock.monotonic() - events.started, 3),
                "steps": deployer.steps if deployer else 0, "new_app": None, "old_app": None}
     if deployer is not None and deployer.plan is not None:
@@ -2282,14 +2812,14 @@ def _report_failure(exc, deployer, options, events):
     swapping = deployer is not None and deployer.swapping
     if swapping and not isinstance(exc, (InvalidArgs, BadApp, Declined, RolledBack)):
         plan = deployer.plan
-        state = [f"{app_id}: {_app_state(deployer, app_id)}" for app_id in (plan.new_id, plan.old_id)]
+        state = [f"{app_id}: {_last_seen_state(deployer, app_id)}" for app_id in (plan.new_id, plan.old_id)]
         logger.error("state: %s", "; ".join(state))
         logger.error("to finish: %s", resume_command(options.argv))
         logger.error("to go back: %s", resume_command(options.argv, "--complete-prev"))
     events.emit("error", message=str(exc), exit_code=int(exc.exit_code))
 
 
-def _app_state(deployer, app_id):
+def _last_seen_state(deployer, app_id):
     """An app's state for the failure report, as the loop last saw it: never a new request (the deadline may
     have passed, Marathon may be away); marked as such when Marathon was not answering."""
     if app_id not in deployer.last_seen:
