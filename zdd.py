@@ -29,6 +29,10 @@ number), jumping to the target once it reaches the old app's size. If
 draining takes longer than --max-wait seconds, the old tasks in MAINT on every
 marathon-lb are killed anyway.
 
+While it waits, zdd looks again 0.25 s after its own writes and after each
+change of what it waits for, then 1.5 times later each time, at most every
+--step-delay seconds; --min-step-interval sets a least time between steps.
+
 --new-instances N leaves a hybrid group (N new, target - N old instances);
 --complete-cur or --complete-prev later converges it to one colour. When a run
 stops halfway (deadline, stall, Ctrl-C, a crash), run the same command again
@@ -1805,8 +1809,9 @@ def build_parser():
     add("--dry-run", "-d", action="store_true", help="print the final app definition and the plan, write nothing")
     add("--force", "-f", action="store_true", help="do not prompt")
     add("--step-delay", "-s", type=_non_negative(float), default=DEFAULT_STEP_DELAY_S,
-        help="longest wait in seconds between two looks while waiting: after its own write, or when what it "
-        f"waits for changed, zdd looks again after {FIRST_LOOK_AGAIN_S:g} s, then twice as long each time")
+        help="the longest wait in seconds between two looks while something is not ready: after its own write, "
+        f"or when what it waits for changed, zdd looks again after {FIRST_LOOK_AGAIN_S:g} s, then "
+        f"{LOOK_AGAIN_GROWTH:g} times later each time, up to this")
     add("--initial-instances", "-i", type=_non_negative(int), default=1,
         help="first instance count of the new app (capped at the target)")
     add("--linear-increase", type=_non_negative(int), default=0,
