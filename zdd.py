@@ -33,6 +33,9 @@ marathon-lb are killed anyway.
 zdd --status reads the group without changing anything: each colour's
 instances, each marathon-lb's listeners per colour, where a deployment stands
 in its schedule, and the command that finishes it; --watch refreshes it.
+While it waits, zdd looks again 0.25 s after its own writes and after each
+change of what it waits for, then 1.5 times later each time, at most every
+--step-delay seconds; --min-step-interval sets a least time between steps.
 
 --new-instances N leaves a hybrid group (N new, target - N old instances);
 --complete-cur or --complete-prev later converges it to one colour. When a run
@@ -97,6 +100,8 @@ SLEEP_SLICE_S = 0.2  # how often a sleep looks for SIGINT/SIGTERM
 AMBIGUOUS_WRITES_TOLERATED = 3
 DCOS_REFRESH_MARGIN_S = 60
 DCOS_FALLBACK_TOKEN_LIFETIME_S = 300
+FIRST_LOOK_AGAIN_S = 0.25  # the first wait after zdd's own write, or after what it waits for changed
+LOOK_AGAIN_GROWTH = 1.5  # each further wait for the same thing is this many times longer, up to --step-delay
 
 STATS_PATH = "/haproxy?stats;csv"
 PIDS_PATH = "/_haproxy_getpids"
@@ -277,6 +282,7 @@ class Options:
     argv: tuple = ()
     status: bool = False
     watch: bool = False
+    min_step_interval: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -588,6 +594,11 @@ def scale_schedule(plan, new_instances, old_instances):
 def expected_draining(healthy_new, old_tasks, old_instances, target):
     """How many old tasks marathon-lb marks as draining (its group-merge rule)."""
     return min(old_tasks, healthy_new, max(0, healthy_new + old_instances - target))
+
+
+def look_again_s(looks, step_delay_s):
+    """Seconds to wait before the next look, after ``looks`` waits for the same thing; at most step_delay_s."""
+    return min(step_delay_s, FIRST_LOOK_AGAIN_S * LOOK_AGAIN_GROWTH ** min(looks, 64))
 
 
 # ---------------------------------------------------------------------------
@@ -1419,6 +1430,7 @@ class Deployer:
         self.marathon_waited_s = 0.0  # seconds spent waiting for Marathon in this run
         self.last_seen = {}  # app id -> the app (None: gone) as Marathon last showed it
         self.writes_failing_since = None  # when the writes failing in a row began to fail
+        self.just_wrote = False  # the app was created and zdd paused after it: the swap's first wait is done
         self.final_deadline = deadline
         if options.on_failure == "rollback" and options.deadline:
             # keep a third of the deadline for the way back
@@ -1452,6 +1464,7 @@ class Deployer:
         if previous is None:
             logger.info("Created %s: the first deployment of group %s, nothing to swap", new_app["id"], group)
             return ExitCode.OK
+        self.pause_after_write()
         return self.deploy()
 
     def resume(self, apps):
@@ -1610,6 +1623,7 @@ class Deployer:
         stall = StallWatch(self.clock, self.options.stall_timeout)
         waiting_since = None
         handed_over = False
+        looks, last_reason = 0, None  # as in the swap: look again soon after the wait changed
         try:
             while True:
                 self.interrupts.check()
@@ -1649,7 +1663,9 @@ class Deployer:
                     break
                 stall.observe(observation, Step(wait=reason, draining=draining))
                 logger.info("rollback: %s up, waiting: %s", summarise(restored), reason)
-                self.sleep(self.options.step_delay)
+                looks = 0 if reason != last_reason else looks
+                self.sleep(look_again_s(looks, self.options.step_delay))
+                looks, last_reason = looks + 1, reason
         except Interrupted:
             raise
         except ZddError as exc:
@@ -1697,6 +1713,7 @@ class Deployer:
         waiting_since = None  # when this step started waiting for marathon-lb (what --max-wait bounds)
         step_since = self.clock.monotonic()  # when this step started (what the progress line shows)
         ambiguous_writes = 0
+        looks, last_wait = int(self.just_wrote), None  # waits since zdd's write or the wait's change; that wait
         while True:
             self.interrupts.check()
             self.deadline.check("deploying")
@@ -1715,9 +1732,14 @@ class Deployer:
                                self.options.max_wait)
                 waiting_since = None
             if step.wait:
+                # A new wait is a consequence of zdd's write arriving (a deployment ending, a reload):
+                # look again soon. A marathon-lb that does not answer is not one.
+                looks = 0 if last_wait not in (None, step.wait) and not step.lb_failed else looks
+                pause_s = look_again_s(looks, self.options.step_delay)
+                looks, last_wait = looks + 1, step.wait
                 self.events.emit("waiting", reason=step.wait, waited_s=round(now - step_since, 3),
-                                 next_poll_s=self.options.step_delay)
-                self.sleep(self.options.step_delay)
+                                 next_poll_s=round(pause_s, 3))
+                self.sleep(pause_s)
                 continue
             if step.done:
                 logger.info("Hybrid deployment in place: new %s, old %s", summarise(observation.new_app),
@@ -1729,6 +1751,7 @@ class Deployer:
                     return self.delete_old(observation.old_app)
                 self.act(observation, step)
                 ambiguous_writes = 0
+                self.pause_after_write()
             except Locked as exc:
                 self.wait_locked("changing instances", exc)
             except (ScaleFailed, DeleteFailed) as exc:
@@ -1739,6 +1762,17 @@ class Deployer:
             waiting_since = None
             step_since = self.clock.monotonic()
             self.steps += 1
+            looks, last_wait = 1, None  # the pause after the write was the first wait
+
+    def pause_after_write(self):
+        """The wait after a step's writes: soon, but at least --min-step-interval."""
+        pause_s = look_again_s(0, self.options.step_delay)
+        self.just_wrote = True
+        if self.options.min_step_interval > pause_s:
+            pause_s = self.options.min_step_interval
+            logger.info("Waiting %g s before looking again (--min-step-interval)", pause_s)
+            self.events.emit("waiting", reason="--min-step-interval", waited_s=0.0, next_poll_s=pause_s)
+        self.sleep(pause_s)
 
     def write_failed(self, exc, in_a_row):
         """After a write without a clear answer: read again and decide again.
@@ -2453,7 +2487,9 @@ def build_parser():
     add("--dry-run", "-d", action="store_true", help="print the final app definition and the plan, write nothing")
     add("--force", "-f", action="store_true", help="do not prompt")
     add("--step-delay", "-s", type=_non_negative(float), default=DEFAULT_STEP_DELAY_S,
-        help="seconds between polls while waiting")
+        help="the longest wait in seconds between two looks while something is not ready: after its own write, "
+        f"or when what it waits for changed, zdd looks again after {FIRST_LOOK_AGAIN_S:g} s, then "
+        f"{LOOK_AGAIN_GROWTH:g} times later each time, up to this")
     add("--initial-instances", "-i", type=_non_negative(int), default=1,
         help="first instance count of the new app (capped at the target)")
     add("--linear-increase", type=_non_negative(int), default=0,
@@ -2491,6 +2527,8 @@ def build_parser():
     add("--status", action="store_true",
         help="show the group's apps, marathon-lbs, a verdict and the commands to finish; write nothing")
     add("--watch", action="store_true", help="with --status: show it again every --step-delay until Ctrl-C")
+    add("--min-step-interval", type=_non_negative(float), default=0.0,
+        help="least seconds from one step's writes to the next step's, e.g. a bake time (0: as soon as ready)")
     return parser
 
 

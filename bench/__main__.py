@@ -27,6 +27,8 @@ def main():
         print()
         sys.stdout.flush()
         print(module.table())
+    print()
+    print(deploy_time.step_delay_table())
     return 0
 
 

@@ -12,20 +12,37 @@ The lower bound is the total minus that overhead: what the sandbox itself
 needs (tasks starting and passing health checks, marathon-lb reloading,
 HAProxy draining). The target is at most one --step-delay of overhead per
 step, the first check of each step happening at once.
+
+The second table runs the 10-instance, L = 1 s deployment several times at
+each of two step delays (5 s, the default, and 1 s) and gives the minimum and
+the median of each figure, with zdd's requests: zdd talks to Marathon and to
+the marathon-lb through counting proxies (bench/proxy.py), the marathon-lb
+requests split into ``/_haproxy_getpids`` and the stats. The target there:
+at the default step delay the total within 1.25x of the lower bound.
+``python -m bench.deploy_time --runs N`` sets the number of runs.
 """
 
+import argparse
 import datetime
 import json
+import statistics
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 import zdd
-from tests.sandbox.cluster import GROUP, Cluster
+from bench.proxy import CountingProxy
+from tests.sandbox.cluster import GROUP, Cluster, zdd_command
 
 OBSERVE_EVERY_S = 0.05
 STEP_DELAY_S = 1.0
+COMPARED_STEP_DELAYS_S = (5.0, 1.0)
+COMPARED_INSTANCES = 10
+COMPARED_LATENCY_S = 1.0
+DEFAULT_RUNS = 5
+TARGET_RATIO = 1.25
 
 
 def _epoch(iso):
@@ -73,6 +90,31 @@ class Observer:
                 self.possible_at[key] = time.time()
 
 
+def _proxy_for(url):
+    parts = urllib.parse.urlsplit(url)
+    return CountingProxy(parts.hostname, parts.port).start()
+
+
+def _run_counted(cluster, app_path, step_delay_s):
+    """Run zdd with its Marathon and marathon-lb traffic through counting proxies; (result, counts)."""
+    marathon = _proxy_for(cluster.sim.url)
+    lbs = [_proxy_for(lb.url) for lb in cluster.lbs]
+    try:
+        argv = cluster.zdd_argv(app_path, "--output", "json", step_delay_s=step_delay_s)
+        start = len(zdd_command())  # "python -m zdd" has a -m of its own
+        argv[argv.index("-m", start) + 1] = marathon.url
+        argv[argv.index("-l", start) + 1] = ",".join(proxy.url for proxy in lbs)
+        result = cluster.run(argv, timeout_s=900)
+    finally:
+        for proxy in [marathon, *lbs]:
+            proxy.stop()
+    counts = {"marathon": marathon.requests,
+              "lb_getpids": [proxy.paths[zdd.PIDS_PATH] for proxy in lbs],
+              "lb_stats": [proxy.paths[zdd.STATS_PATH] for proxy in lbs],
+              "lb_requests": [proxy.requests for proxy in lbs]}
+    return result, counts
+
+
 def measure(instances, start_latency_s, step_delay_s=STEP_DELAY_S):
     """One blue -> green deployment; a dict of figures."""
     with tempfile.TemporaryDirectory(prefix="zdd-bench-") as workdir, Cluster(workdir) as cluster:
@@ -81,7 +123,7 @@ def measure(instances, start_latency_s, step_delay_s=STEP_DELAY_S):
         observer = Observer(cluster, plan)
         observer.start()
         app = cluster.app(instances, SIM_START_DELAY_S=start_latency_s)
-        result = cluster.zdd(cluster.write_app(app), "--output", "json", step_delay_s=step_delay_s, timeout_s=900)
+        result, counts = _run_counted(cluster, cluster.write_app(app), step_delay_s)
         observer.stop()
         if result.returncode != 0:
             raise RuntimeError("zdd failed (%d):\n%s" % (result.returncode, result.stderr[-2000:]))
@@ -104,7 +146,8 @@ def measure(instances, start_latency_s, step_delay_s=STEP_DELAY_S):
     return {"instances": instances, "latency_s": start_latency_s, "steps": len(decisions), "total_s": total_s,
             "lower_bound_s": total_s - overhead_s, "overhead_s": overhead_s,
             "max_step_overhead_s": max(overheads, default=0.0), "matched_steps": len(overheads),
-            "late_first_checks": late_first_checks, "step_delay_s": step_delay_s}
+            "late_first_checks": late_first_checks, "step_delay_s": step_delay_s,
+            "polls": sum(1 for e in events if e["event"] == "poll"), **counts}
 
 
 def table(cases=((3, 1.0), (10, 1.0), (30, 1.0), (10, 3.0))):
@@ -124,5 +167,44 @@ def table(cases=((3, 1.0), (10, 1.0), (30, 1.0), (10, 3.0))):
     return "\n".join(lines)
 
 
+def _min_median(values, form):
+    return "%s / %s" % (form % min(values), form % statistics.median(values))
+
+
+def step_delay_table(runs=DEFAULT_RUNS, step_delays_s=COMPARED_STEP_DELAYS_S):
+    """The same deployment ``runs`` times at each step delay: min / median of time, lower bound and requests."""
+    lines = ["Deployment time and requests by step delay (%d instances, L %g s, 1 marathon-lb, %d runs each;"
+             " min / median; total/lower bound is taken per run)" % (COMPARED_INSTANCES, COMPARED_LATENCY_S, runs),
+             "%5s %13s %15s %13s %11s %13s %13s %13s %s" % (
+                 "-s", "total s", "lower bound s", "total/lower", "polls", "Marathon req", "lb getpids",
+                 "lb stats", "target")]
+    for step_delay_s in step_delays_s:
+        rows = [measure(COMPARED_INSTANCES, COMPARED_LATENCY_S, step_delay_s) for _ in range(runs)]
+        ratios = [row["total_s"] / row["lower_bound_s"] for row in rows]
+        target = ("holds" if statistics.median(ratios) <= TARGET_RATIO else "MISSED") \
+            if step_delay_s == zdd.DEFAULT_STEP_DELAY_S else "-"
+        lines.append("%5g %13s %15s %13s %11s %13s %13s %13s %s" % (
+            step_delay_s, _min_median([r["total_s"] for r in rows], "%.1f"),
+            _min_median([r["lower_bound_s"] for r in rows], "%.1f"), _min_median(ratios, "%.2f"),
+            _min_median([r["polls"] for r in rows], "%d"), _min_median([r["marathon"] for r in rows], "%d"),
+            _min_median([r["lb_getpids"][0] for r in rows], "%d"),
+            _min_median([r["lb_stats"][0] for r in rows], "%d"), target))
+    lines.append("(requests are zdd's own, counted by a proxy: Marathon's include the 10 writes and the app"
+                 " list; the marathon-lb's include zdd's check before the first write; target: at the default"
+                 " step delay, the median total/lower bound at most %gx)" % TARGET_RATIO)
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.deploy_time", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="runs per step delay in the second table")
+    parser.add_argument("--only", choices=("cases", "step-delays"), help="print only one of the two tables")
+    options = parser.parse_args(argv)
+    if options.only != "step-delays":
+        print(table(), flush=True)
+    if options.only != "cases":
+        print(step_delay_table(options.runs), flush=True)
+
+
 if __name__ == "__main__":
-    print(table())
+    main()

@@ -2,13 +2,18 @@
 
 Requests are counted by the blank line that ends each request's headers
 (``\\r\\n\\r\\n`` from client to server), which is exact for zdd's traffic:
-GETs without bodies and writes whose JSON bodies hold no raw CRLF.
+GETs without bodies and writes whose JSON bodies hold no raw CRLF. Each
+request line is also counted by its path (``paths``), so the marathon-lb
+reads can be split into ``/_haproxy_getpids`` and the stats.
 """
 
+import collections
+import re
 import socket
 import threading
 
 END_OF_HEADERS = b"\r\n\r\n"
+REQUEST_LINE = re.compile(rb"(GET|HEAD|POST|PUT|DELETE|PATCH) (\S+) HTTP/1\.[01]$")
 
 
 class CountingProxy:
@@ -16,6 +21,7 @@ class CountingProxy:
         self.target = (target_host, target_port)
         self.connections = 0
         self.requests = 0
+        self.paths = collections.Counter()  # request path (query included) -> requests
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
@@ -67,6 +73,7 @@ class CountingProxy:
 
     def _pipe(self, source, sink, counting):
         tail = b""
+        partial_line = b""
         try:
             while True:
                 data = source.recv(65536)
@@ -74,8 +81,11 @@ class CountingProxy:
                     break
                 if counting:
                     window = tail + data
+                    *lines, partial_line = (partial_line + data).split(b"\r\n")
+                    found = [match.group(2).decode("latin-1") for match in map(REQUEST_LINE.search, lines) if match]
                     with self._lock:
                         self.requests += window.count(END_OF_HEADERS)
+                        self.paths.update(found)
                     tail = window[-3:]
                 sink.sendall(data)
         except OSError:

@@ -462,12 +462,12 @@ def test_dcos_logs_in_once_for_a_whole_deployment(fronts, world, service_key, ap
 
 
 def test_dcos_token_near_expiry_is_refreshed(fronts, world, service_key, app_path):
-    """ACS tokens honoured for 120 s of the fake clock, polls 100 s apart: zdd must log in again in time."""
+    """ACS tokens honoured for 120 s of the fake clock, steps 100 s apart: zdd must log in again in time."""
     acs, front = _dcos_world(fronts, world, service_key, lifetime_s=120)
     seed_blue(world, 10)
     started = world.clock.monotonic()
     code, _, err = run(front.url, world.lb.url, app_path, "--dcos-auth-credentials",
-                       dcos_json(service_key, front.login_url), "--step-delay", "100", clock=world.clock)
+                       dcos_json(service_key, front.login_url), "--min-step-interval", "100", clock=world.clock)
     elapsed = world.clock.monotonic() - started
     assert code == 0, err
     assert elapsed > 3 * 120, "the swap must outlast several token lifetimes for this test to mean anything"
@@ -484,7 +484,7 @@ def test_dcos_long_lived_token_is_not_refreshed_during_long_waits(fronts, world,
     seed_blue(world, 10)
     started = world.clock.monotonic()
     code, _, err = run(front.url, world.lb.url, app_path, "--dcos-auth-credentials",
-                       dcos_json(service_key, front.login_url), "--step-delay", "100", clock=world.clock)
+                       dcos_json(service_key, front.login_url), "--min-step-interval", "100", clock=world.clock)
     assert code == 0, err
     assert world.clock.monotonic() - started > 3 * 120
     assert len(acs.posted) == 1 and front.refused == 0

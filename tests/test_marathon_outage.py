@@ -219,7 +219,7 @@ def test_marathon_away_for_longer_than_the_stall_timeout_ends_with_6_then_resume
     away_s = world.clock.monotonic() - outage.began_at
     assert 60 <= away_s <= 60 + zdd.GET_ATTEMPTS * zdd.DEFAULT_REQUEST_TIMEOUT_S + sum(zdd.RETRY_BACKOFF_S)
     # the report comes from what zdd saw last, without asking Marathon again
-    assert "/nginx-green: green 1/2 (as last seen); /nginx-blue: blue 2/2 (as last seen)" in err
+    assert "/nginx-green: green 1/1 (as last seen); /nginx-blue: blue 3/3 (as last seen)" in err
     assert events[-1]["resume_command"].endswith("--resume")
     assert writes(world) == SEQUENCE_3[:3]
     outage.end()
@@ -248,7 +248,7 @@ def test_an_answer_waiting_cannot_fix_stops_at_once(world, app_file, status):
     assert f"HTTP {status}" in err and "Marathon does not answer" not in err
     # one read in the loop, no retry, no wait; the failure report makes no request (the last state seen)
     assert [record.status for record in world.sim.requests].count(status) == 1
-    assert "state: /nginx-green: green 1/2; /nginx-blue: blue 2/2" in err
+    assert "state: /nginx-green: green 1/1; /nginx-blue: blue 3/3" in err
     assert writes(world) == SEQUENCE_3[:3]
 
 
