@@ -59,7 +59,7 @@ def zdd_command():
 
 
 class Cluster:
-    def __init__(self, workdir, lbs=1, marathon_version="1.5", keep_alive=False):
+    def __init__(self, workdir, lbs=1, marathon_version="1.5", keep_alive=False, **haproxy_options):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.clock = RealClock()
@@ -71,6 +71,7 @@ class Cluster:
         self.service_port = _free_everywhere(self.lb_ips, {self.stats_port})
         self.alt_port = _free_everywhere(self.lb_ips, {self.stats_port, self.service_port})
         self.lbs = []
+        self.haproxy_options = haproxy_options  # MarathonLB's: getpids, head, nbthread
 
     # -- lifecycle
 
@@ -78,7 +79,8 @@ class Cluster:
         try:
             self.sim.start()
             for ip in self.lb_ips:
-                lb = MarathonLB(self.sim.url, self.workdir / ("lb-" + ip), bind_ip=ip, stats_port=self.stats_port)
+                lb = MarathonLB(self.sim.url, self.workdir / ("lb-" + ip), bind_ip=ip, stats_port=self.stats_port,
+                                **self.haproxy_options)
                 self.lbs.append(lb)
                 lb.start()
         except BaseException:
@@ -202,7 +204,7 @@ class Cluster:
     def frontend_urls(self):
         return ["http://%s:%d/" % (ip, self.service_port) for ip in self.lb_ips]
 
-    def load(self, keepalive_clients=2, fresh_clients=2, max_duration_s=600):
+    def load(self, keepalive_clients=2, fresh_clients=2, max_duration_s=600, retry_idle_close=False):
         """A load generator on the group's frontend of every marathon-lb (not started)."""
         return LoadGenerator(self.frontend_urls(), keepalive_clients=keepalive_clients, fresh_clients=fresh_clients,
-                             max_duration_s=max_duration_s)
+                             max_duration_s=max_duration_s, retry_idle_close=retry_idle_close)
