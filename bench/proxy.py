@@ -2,7 +2,9 @@
 
 Requests are counted by the blank line that ends each request's headers
 (``\\r\\n\\r\\n`` from client to server), which is exact for zdd's traffic:
-GETs without bodies and writes whose JSON bodies hold no raw CRLF.
+GETs without bodies and writes whose JSON bodies hold no raw CRLF. GETs of
+the ``paths`` given are counted apart, by their request line
+(``by_path[path]``).
 """
 
 import socket
@@ -12,10 +14,12 @@ END_OF_HEADERS = b"\r\n\r\n"
 
 
 class CountingProxy:
-    def __init__(self, target_host, target_port):
+    def __init__(self, target_host, target_port, paths=()):
         self.target = (target_host, target_port)
         self.connections = 0
         self.requests = 0
+        self.by_path = {path: 0 for path in paths}
+        self._patterns = {path: b"GET " + path.encode() + b" " for path in paths}
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
@@ -66,17 +70,14 @@ class CountingProxy:
                 self._threads.append(thread)
 
     def _pipe(self, source, sink, counting):
-        tail = b""
+        tails = {None: b"", **{path: b"" for path in self._patterns}}
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
                 if counting:
-                    window = tail + data
-                    with self._lock:
-                        self.requests += window.count(END_OF_HEADERS)
-                    tail = window[-3:]
+                    self._count(tails, data)
                 sink.sendall(data)
         except OSError:
             pass
@@ -86,3 +87,16 @@ class CountingProxy:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+            source.close()  # each direction closes its source: both sockets end closed, no descriptor kept
+
+    def _count(self, tails, data):
+        """Count the requests and the GETs of ``paths`` in ``data``; ``tails`` carries what a chunk cut."""
+        with self._lock:
+            for path, pattern in [(None, END_OF_HEADERS), *self._patterns.items()]:
+                window = tails[path] + data
+                found = window.count(pattern)
+                if path is None:
+                    self.requests += found
+                else:
+                    self.by_path[path] += found
+                tails[path] = window[-(len(pattern) - 1):]

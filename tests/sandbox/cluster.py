@@ -16,6 +16,7 @@ Everything it starts is stopped by ``close()``.
 import csv
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -53,7 +54,13 @@ def _free_everywhere(ips, taken=()):
 
 
 def zdd_command():
-    """The installed ``zdd`` command; ``python -m zdd`` from the checkout when it is not installed."""
+    """The installed ``zdd`` command; ``python -m zdd`` from the checkout when it is not installed.
+
+    ``ZDD_SANDBOX_ZDD`` (a command line) runs another zdd instead, e.g. an older
+    ``zdd.py`` to measure against: ``ZDD_SANDBOX_ZDD="python3 /tmp/before/zdd.py"``.
+    """
+    if os.environ.get("ZDD_SANDBOX_ZDD"):
+        return shlex.split(os.environ["ZDD_SANDBOX_ZDD"])
     installed = shutil.which("zdd")
     return [installed] if installed else [sys.executable, "-m", "zdd"]
 
