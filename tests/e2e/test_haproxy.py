@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.getpids_fork import getpids_under_load
 from tests.sandbox.haproxy import Server, Service
 from tests.sandbox.load import LoadGenerator
 from tests.sandbox.tasks import free_port
@@ -217,3 +218,15 @@ def test_without_idle_close_on_response_a_retrying_client_loses_nothing(sandbox)
     print("marathon-lb head, %d reloads: %s" % (len(lb.reload_durations_s), counts))
     assert counts["requests"] > 3000
     assert counts["failed"] == 0, load.summary()
+
+
+@pytest.mark.parametrize("options", [dict(getpids="proc"), dict(getpids="popen", nbthread=1)],
+                         ids=["proc-lua", "fork-nbthread-1"])
+def test_getpids_remedies_lose_no_request(sandbox, options):
+    """The README's two remedies for marathon-lb's forking getpids, with its head, read 10 times a second."""
+    haproxy = sandbox.haproxy(head="marathon-lb", **options)
+    counts, calls, odd = getpids_under_load(haproxy, launch(sandbox, "blue", 2), seconds=15)
+    print("getpids %s: %d calls, %s" % (options, calls, counts))
+    assert calls > 50 and odd == 0
+    assert counts["requests"] > 2000
+    assert counts["failed"] == 0, counts
