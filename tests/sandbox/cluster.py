@@ -211,7 +211,13 @@ class Cluster:
     def frontend_urls(self):
         return ["http://%s:%d/" % (ip, self.service_port) for ip in self.lb_ips]
 
-    def load(self, keepalive_clients=2, fresh_clients=2, max_duration_s=600, retry_idle_close=False):
-        """A load generator on the group's frontend of every marathon-lb (not started)."""
+    def load(self, keepalive_clients=2, fresh_clients=2, max_duration_s=600, retry_idle_close=None):
+        """A load generator on the group's frontend of every marathon-lb (not started).
+
+        ``retry_idle_close`` (see load.py) defaults to whether the marathon-lbs run marathon-lb's own head,
+        whose reloads close idle keep-alive connections at once.
+        """
+        if retry_idle_close is None:
+            retry_idle_close = self.haproxy_options.get("head") == "marathon-lb"
         return LoadGenerator(self.frontend_urls(), keepalive_clients=keepalive_clients, fresh_clients=fresh_clients,
                              max_duration_s=max_duration_s, retry_idle_close=retry_idle_close)

@@ -77,7 +77,7 @@ def run_soak(cluster, deployments, step_delay_s=STEP_DELAY_S, keepalive_clients=
     app_path = cluster.write_app(cluster.app(INSTANCES))
     proxies = [_proxy_for(lb.url) for lb in cluster.lbs]
     load = cluster.load(keepalive_clients=keepalive_clients, fresh_clients=fresh_clients,
-                        max_duration_s=deployments * 120 + 60, retry_idle_close=True)
+                        max_duration_s=deployments * 120 + 60)
     rows = []
     try:
         with load:
