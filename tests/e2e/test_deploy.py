@@ -23,7 +23,6 @@ from tests.sandbox import mlb
 pytestmark = pytest.mark.e2e
 
 SETTLE_S = 1.0
-MARATHON_LB_AS_IS = dict(head="marathon-lb", getpids="popen")  # marathon-lb's own head and forking getpids
 
 
 # --------------------------------------------------------------------------- helpers
@@ -149,12 +148,11 @@ def hook_calls(calls):
 # --------------------------------------------------------------------------- blue -> green
 
 
-@pytest.mark.parametrize("version,instances,haproxy", [("1.5", 3, {}), ("1.5", 10, {}), ("1.4", 3, {}),
-                                                     ("1.5", 10, MARATHON_LB_AS_IS)],
-                         ids=["marathon1.5-3", "marathon1.5-10", "marathon1.4-3", "marathon1.5-10-forking-getpids"])
-def test_blue_to_green(cluster_factory, version, instances, haproxy):
-    """Marathon 1.5 and 1.4 response shapes, the app JSON in the same version's shape; marathon-lb as is."""
-    cluster = cluster_factory(marathon_version=version, **haproxy)
+@pytest.mark.parametrize("version,instances", [("1.5", 3), ("1.5", 10), ("1.4", 3)],
+                         ids=["marathon1.5-3", "marathon1.5-10", "marathon1.4-3"])
+def test_blue_to_green(cluster_factory, version, instances):
+    """Marathon 1.5 and 1.4 response shapes, the app JSON in the same version's shape."""
+    cluster = cluster_factory(marathon_version=version)
     cluster.deploy_first(instances, shape=version)
     result, load, _ = deploy_under_load(cluster, cluster.app(instances, shape=version),
                                         scenario="blue->green %d, Marathon %s" % (instances, version))
@@ -176,11 +174,10 @@ def test_slow_starting_tasks(cluster):
         assert started.total_seconds() >= 3 - 0.001, task  # Marathon's timestamps are cut to milliseconds
 
 
-@pytest.mark.parametrize("haproxy", [{}, MARATHON_LB_AS_IS], ids=["sandbox", "marathon-lb-head-forking-getpids"])
-def test_two_marathon_lbs(cluster_factory, haproxy):
-    cluster = cluster_factory(lbs=2, **haproxy)
+def test_two_marathon_lbs(cluster_factory):
+    cluster = cluster_factory(lbs=2)
     cluster.deploy_first(3)
-    result, load, _ = deploy_under_load(cluster, cluster.app(3), scenario="2 marathon-lbs %s" % (haproxy or ""))
+    result, load, _ = deploy_under_load(cluster, cluster.app(3), scenario="2 marathon-lbs")
     assert_exit(result)
     assert_no_failure(load)
     assert cluster.apps() == {"/web-green": (3, 3)}
