@@ -18,12 +18,13 @@ HAPROXY_DEPLOYMENT_STARTED_AT, HAPROXY_DEPLOYMENT_TARGET_INSTANCES and
 HAPROXY_DEPLOYMENT_NEW_INSTANCES, which marathon-lb reads to merge the two
 colours into one backend and to choose which old tasks to drain.
 
-Each step waits until:
-  - no marathon-lb is reloading (its /_haproxy_getpids lists no more than
-    2 PIDs: HAProxy's master and one worker);
+Each step polls the stats of every marathon-lb and waits until:
   - every marathon-lb routes exactly the running, healthy tasks of both apps;
   - at least the target number of listeners are UP;
-  - at least one old listener is drained (MAINT, no sessions, no queue).
+  - at least one old listener is drained (MAINT, no sessions, no queue);
+  - then, read after those stats, no marathon-lb is reloading (its
+    /_haproxy_getpids lists no more than 2 PIDs): read only before a kill
+    or a delete.
 It then kills the old tasks drained on every marathon-lb and scales the new
 app up by half again (1, 2, 3, 5, 8, ...; --linear-increase to add a fixed
 number), jumping to the target once it reaches the old app's size. If
@@ -312,9 +313,10 @@ class LbView:
     """What one marathon-lb instance showed in one poll."""
 
     url: str
-    pids: int = None  # None: the PID request failed
-    listeners: tuple = None  # None: the stats request failed
+    pids: int = None  # None: not read (only before a kill or a delete), or the PID request failed
+    listeners: tuple = None  # None: the stats (or the PID request after them) failed
     error: str = None
+    source: str = dataclasses.field(default=None, repr=False)  # the URL read, credentials and all
 
 
 @dataclasses.dataclass(frozen=True)
@@ -785,12 +787,10 @@ def old_app_unrouted(observation, plan, resolve):
 def _lb_problem(lbs):
     """Why the marathon-lb views cannot be trusted now, as (reason, {"lb_failed": ...}), or None."""
     for lb in lbs:
-        if lb.pids is None:
-            return f"marathon-lb {lb.url} did not answer ({lb.error})", True
-        if lb.pids > RESTING_PID_COUNT:
-            return f"marathon-lb {lb.url} is reloading ({lb.pids} HAProxy PIDs)", False
         if lb.listeners is None:
-            return f"marathon-lb {lb.url} did not answer its stats ({lb.error})", True
+            return f"marathon-lb {lb.url} did not answer ({lb.error})", True
+        if lb.pids is not None and lb.pids > RESTING_PID_COUNT:
+            return f"marathon-lb {lb.url} is reloading ({lb.pids} HAProxy PIDs)", False
     return None
 
 
@@ -823,6 +823,12 @@ def assess_restore(observation, target, resolve):
     if draining:
         return f"waiting for HAProxy to drain {len(draining)} task(s) of the failed app", True
     return None, False
+
+
+def restore_deletes(reason, draining, waiting_since, now, max_wait_s):
+    """During a rollback: whether this poll deletes the failed app (nothing to wait for, or drained past --max-wait)."""
+    since = waiting_since if draining and waiting_since is not None else now
+    return reason is None or draining and now - since >= max_wait_s
 
 
 def lb_roles(first, second):
@@ -1280,12 +1286,19 @@ class MarathonLbClient:
         return lb_urls(self.given, self.resolve_all)
 
     def preflight(self):
-        """Check, before anything is written, that every marathon-lb answers."""
-        for url in self.instances():
-            try:
-                self._get(url.rstrip("/") + PIDS_PATH, attempts=GET_ATTEMPTS)
-            except RequestFailed as exc:
-                raise LbFailed(f"marathon-lb does not answer: {exc}") from None
+        """Check, before anything is written, that every marathon-lb answers on its stats page.
+
+        Any HTTP answer will do here (a bad stats page is waited on, like one in a poll); not
+        /_haproxy_getpids, whose forking Lua in marathon-lb can cut the requests HAProxy serves.
+        """
+        try:
+            for url in self.instances():
+                try:
+                    self.http.request("GET", url.rstrip("/") + STATS_PATH, attempts=GET_ATTEMPTS)
+                except RequestFailed as exc:
+                    raise LbFailed(f"marathon-lb does not answer: {exc}") from None
+        finally:
+            self.http.session.close()
 
     def observe(self, backend):
         """One LbView per marathon-lb instance; a failing instance shows as such, it does not raise."""
@@ -1303,18 +1316,31 @@ class MarathonLbClient:
     def _observe_one(self, url, backend):
         shown = redact_url(url)  # LbView.url is printed in progress lines and JSON events
         try:
-            pid_count = len(self._get(url + PIDS_PATH).split())
-        except RequestFailed as exc:
-            return LbView(url=shown, error=str(exc))
-        # The stats are read while reloading too: an old worker that a long-lived connection
-        # keeps alive would otherwise hide which old tasks are MAINT once --max-wait passes.
-        try:
-            stats = self._get(url + STATS_PATH)
-            return LbView(url=shown, pids=pid_count, listeners=parse_stats(stats, backend))
+            return LbView(url=shown, listeners=parse_stats(self._get(url + STATS_PATH), backend), source=url)
         except (RequestFailed, ValueError) as exc:
-            if pid_count > RESTING_PID_COUNT:
-                return LbView(url=shown, pids=pid_count, error=str(exc))
-            return LbView(url=shown, error=str(exc))
+            return LbView(url=shown, error=str(exc), source=url)
+
+    def with_pids(self, views):
+        """``views`` (from ``observe``) with each marathon-lb's HAProxy PID count, read now, after its stats.
+
+        Read only before a kill or a delete: marathon-lb's getpids forks inside
+        HAProxy's worker, which can cut requests it serves. Read after the
+        stats, a reload in progress at any moment of the stats read still shows
+        (more than 2 PIDs) unless its old worker has finished every connection.
+        A failed read shows as a marathon-lb that did not answer.
+        """
+        try:
+            return tuple(self._with_pids_one(view) for view in views)
+        finally:
+            self.http.session.close()
+
+    def _with_pids_one(self, view):
+        if view.listeners is None:
+            return view
+        try:
+            return dataclasses.replace(view, pids=len(self._get(view.source + PIDS_PATH).split()))
+        except RequestFailed as exc:
+            return dataclasses.replace(view, listeners=None, error=str(exc))
 
     def _get(self, url, attempts=1):
         response = self.http.request("GET", url, attempts=attempts)
@@ -1655,6 +1681,9 @@ class Deployer:
                 observation = Observation(restored, failed, lbs)
                 reason, draining = assess_restore(observation, plan.target, self.resolve)
                 now = self.clock.monotonic()
+                if lbs and restore_deletes(reason, draining, waiting_since, now, self.options.max_wait):
+                    lbs = self.lbs.with_pids(lbs)  # the delete depends on no reload: read after the stats
+                    reason, draining = assess_restore(Observation(restored, failed, lbs), plan.target, self.resolve)
                 waiting_since = waiting_since if draining and waiting_since is not None else now
                 if reason is None or draining and now - waiting_since >= self.options.max_wait:
                     if reason:
@@ -1708,6 +1737,13 @@ class Deployer:
             return Observation(new_app, old_app, marathon_wait_s=waited_s)
         return Observation(new_app, old_app, self.lbs.observe(self.backend(new_app)), marathon_wait_s=waited_s)
 
+    def check_reloads(self, observation, step, waited_s):
+        """Before a kill or the delete: every marathon-lb's PIDs, read after its stats, and the step decided again."""
+        if not (step.kill or step.delete_old):
+            return observation, step
+        observation = dataclasses.replace(observation, lbs=self.lbs.with_pids(observation.lbs))
+        return observation, decide(observation, self.plan, self.resolve, waited_s, self.options.max_wait)
+
     def swap(self):
         stall = StallWatch(self.clock, self.options.stall_timeout)
         waiting_since = None  # when this step started waiting for marathon-lb (what --max-wait bounds)
@@ -1725,6 +1761,7 @@ class Deployer:
                 waiting_since = now
             waited_s = 0.0 if waiting_since is None else now - waiting_since
             step = decide(observation, self.plan, self.resolve, waited_s, self.options.max_wait)
+            observation, step = self.check_reloads(observation, step, waited_s)
             self.report(observation, step, now - step_since)
             stall.observe(observation, step)
             if step.forced:

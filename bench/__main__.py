@@ -8,7 +8,7 @@ import os
 import platform
 import sys
 
-from bench import deploy_time, poll_cost, requests_per_poll
+from bench import deploy_time, getpids_fork, poll_cost, requests_per_poll
 
 
 def machine():
@@ -23,7 +23,7 @@ def machine():
 
 def main():
     print("machine: " + machine())
-    for module in (poll_cost, requests_per_poll, deploy_time):
+    for module in (poll_cost, requests_per_poll, getpids_fork, deploy_time):
         print()
         sys.stdout.flush()
         print(module.table())

@@ -96,3 +96,4 @@ class CountingProxy:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+            source.close()  # each direction closes its source: both sockets end closed, no descriptor kept

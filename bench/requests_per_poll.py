@@ -17,6 +17,10 @@ INSTANCES = 10
 LBS = 2
 
 
+GETPIDS_PATH = "/_haproxy_getpids"
+STATS_PATH = "/haproxy?stats;csv"
+
+
 def _proxy_for(url):
     parts = urllib.parse.urlsplit(url)
     return CountingProxy(parts.hostname, parts.port).start()
@@ -45,7 +49,8 @@ def measure(step_delay_s=1.0):
             "lb_polls": sum(1 for e in events if e["event"] == "poll" and e["lbs"]),
             "writes": sum(1 for e in events if e["event"] in ("created", "killed", "scaled", "deleted")),
             "marathon": (marathon.requests, marathon.connections),
-            "lbs": [(proxy.requests, proxy.connections) for proxy in lbs],
+            "lbs": [(proxy.requests, proxy.connections, proxy.paths[GETPIDS_PATH], proxy.paths[STATS_PATH])
+                    for proxy in lbs],
             "duration_s": events[-1]["duration_s"]}
 
 
@@ -55,14 +60,16 @@ def table():
     requests, connections = row["marathon"]
     lines = ["Requests per poll and connections (%d instances, %d marathon-lbs, --step-delay 1 s, %.1f s, %d polls,"
              " %d of them reading the marathon-lbs)" % (INSTANCES, LBS, row["duration_s"], polls, row["lb_polls"]),
-             "%-14s %9s %10s %12s" % ("endpoint", "requests", "per poll", "connections"),
+             "%-14s %9s %10s %12s %8s %6s" % ("endpoint", "requests", "per poll", "connections", "getpids", "stats"),
              "%-14s %9d %10.2f %12d" % ("Marathon", requests, (requests - row["writes"] - 1) / polls, connections)]
-    for index, (lb_requests, lb_connections) in enumerate(row["lbs"]):
-        lines.append("%-14s %9d %10.2f %12d" % ("marathon-lb %d" % (index + 1), lb_requests,
-                                               lb_requests / max(1, row["lb_polls"]), lb_connections))
+    for index, (lb_requests, lb_connections, getpids, stats) in enumerate(row["lbs"]):
+        lines.append("%-14s %9d %10.2f %12d %8d %6d" % ("marathon-lb %d" % (index + 1), lb_requests,
+                                                        lb_requests / max(1, row["lb_polls"]), lb_connections,
+                                                        getpids, stats))
     lines.append("(Marathon per poll: its requests less the %d writes and the one app list; marathon-lb per poll:"
-                 " per poll that reads it, plus zdd's check before the first write. zdd keeps one connection to"
-                 " Marathon; to each marathon-lb it opens one per poll and closes it before sleeping, since an idle"
+                 " per poll that reads it, plus zdd's check before the first write; getpids and stats: the GETs of"
+                 " each path. zdd keeps one connection to Marathon; to each marathon-lb it opens one per poll (and"
+                 " one more for getpids before a kill or the delete) and closes it before sleeping, since an idle"
                  " keep-alive connection keeps an old HAProxy worker alive after a reload)" % row["writes"])
     return "\n".join(lines)
 

@@ -179,3 +179,15 @@ def test_ipv6_listener(world):
 
 def test_world_argv(world):
     assert world.argv("-j", "app.json", "-f") == ["-m", world.sim.url, "-l", world.lb.url, "-j", "app.json", "-f"]
+
+
+def test_reload_on_stats(world):
+    pids = world.lb.url + "/_haproxy_getpids"
+    world.lb.reload_on_stats(1.0, times=1)
+    assert len(requests.get(pids).text.split()) == 2
+    requests.get(world.lb.url + "/haproxy?stats;csv")
+    assert len(requests.get(pids).text.split()) == 3
+    world.clock.advance(1.0)
+    assert len(requests.get(pids).text.split()) == 2
+    requests.get(world.lb.url + "/haproxy?stats;csv")  # times=1: no second reload
+    assert len(requests.get(pids).text.split()) == 2 and world.lb.reloads_started == 1

@@ -7,7 +7,7 @@ from tests.test_swap import SEQUENCE_3, run, seed_blue, settle, writes
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
-def test_a_get_answered_5xx_is_retried(world, app_file, status):  # noqa: F811
+def test_a_get_answered_5xx_is_retried(world, app_file, status):
     seed_blue(world, 3)
     world.sim.fail_next("GET", r"^/v2/apps/nginx-green$", status, count=3)
     code, _, err = run(world, app_file())
@@ -22,7 +22,7 @@ def test_a_get_answered_5xx_is_retried(world, app_file, status):  # noqa: F811
     ("DELETE", r"^/v2/apps/nginx-blue$"),
 ])
 @pytest.mark.parametrize("status", [500, 503])
-def test_a_write_answered_5xx_is_read_again_and_sent_again(world, app_file, method, path, status):  # noqa: F811
+def test_a_write_answered_5xx_is_read_again_and_sent_again(world, app_file, method, path, status):
     seed_blue(world, 3)
     world.sim.fail_next(method, path, status, count=2)
     code, _, err = run(world, app_file())
@@ -44,7 +44,7 @@ def test_a_write_answered_5xx_is_read_again_and_sent_again(world, app_file, meth
     ("PUT", r"^/v2/apps/nginx-green$", zdd.ExitCode.SCALE_FAILED),
     ("DELETE", r"^/v2/apps/nginx-blue$", zdd.ExitCode.DELETE_FAILED),
 ])
-def test_a_write_that_keeps_failing_ends_with_its_exit_code(world, app_file, method, path, code):  # noqa: F811
+def test_a_write_that_keeps_failing_ends_with_its_exit_code(world, app_file, method, path, code):
     """A create stops after 3 re-sends (nothing is half done yet); later writes after --stall-timeout of failing."""
     seed_blue(world, 3)
     world.sim.fail_next(method, path, 500, count=1000)
@@ -60,7 +60,7 @@ def test_a_write_that_keeps_failing_ends_with_its_exit_code(world, app_file, met
         assert zdd.AMBIGUOUS_WRITES_TOLERATED + 60 / 5 <= len(failed) <= zdd.AMBIGUOUS_WRITES_TOLERATED + 60 / 5 + 2
 
 
-def test_a_write_failing_4_times_in_a_row_is_sent_again_after_a_pause(world, app_file):  # noqa: F811
+def test_a_write_failing_4_times_in_a_row_is_sent_again_after_a_pause(world, app_file):
     """The random 20% case: one write answered 5xx four times in a row no longer ends the deployment halfway."""
     seed_blue(world, 3)
     world.sim.fail_next("PUT", r"^/v2/apps/nginx-green$", 503, count=zdd.AMBIGUOUS_WRITES_TOLERATED + 1)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.getpids_fork import getpids_under_load
 from tests.sandbox.haproxy import Server, Service
 from tests.sandbox.load import LoadGenerator
 from tests.sandbox.tasks import free_port
@@ -167,16 +168,17 @@ def zdd_like_reloads(lb, name, port, blue, green, reloads, pause_s):
         time.sleep(pause_s)
 
 
-def reloads_under_load(sandbox, keepalive_clients, fresh_clients, reloads, pause_s):
+def reloads_under_load(sandbox, keepalive_clients, fresh_clients, reloads, pause_s, retry_idle_close=False,
+                       **haproxy_options):
     """Swap-like reloads of a real HAProxy while clients hit its frontend; returns (lb, load)."""
-    lb = sandbox.haproxy()
+    lb = sandbox.haproxy(**haproxy_options)
     blue = launch(sandbox, "blue", 2)
     green = launch(sandbox, "green", 2)
     port = free_port()
     name = "nginx_%d" % port
     lb.start(lb.render([Service(name, port, blue)]))
     load = LoadGenerator(["http://127.0.0.1:%d/" % port], keepalive_clients=keepalive_clients,
-                         fresh_clients=fresh_clients, max_duration_s=60)
+                         fresh_clients=fresh_clients, max_duration_s=60, retry_idle_close=retry_idle_close)
     with load:
         time.sleep(pause_s)
         zdd_like_reloads(lb, name, port, blue, green, reloads=reloads, pause_s=pause_s)
@@ -204,3 +206,27 @@ def test_reload_loses_no_request_on_fresh_connections(sandbox):
     counts = load.counts()
     assert counts["requests"] > 2000
     assert counts["failed"] == 0, load.summary()
+
+
+def test_without_idle_close_on_response_a_retrying_client_loses_nothing(sandbox):
+    """marathon-lb's own head: at a reload the old worker closes idle keep-alive connections at once, and a
+    request written at that instant gets no response byte; a client that retries it as RFC 9112 9.3.1
+    allows (see tests/sandbox/load.py) loses nothing."""
+    lb, load = reloads_under_load(sandbox, keepalive_clients=6, fresh_clients=2, reloads=60, pause_s=0.25,
+                                  head="marathon-lb", retry_idle_close=True)
+    counts = load.counts()
+    print("marathon-lb head, %d reloads: %s" % (len(lb.reload_durations_s), counts))
+    assert counts["requests"] > 3000
+    assert counts["failed"] == 0, load.summary()
+
+
+@pytest.mark.parametrize("options", [dict(getpids="proc"), dict(getpids="popen", nbthread=1)],
+                         ids=["proc-lua", "fork-nbthread-1"])
+def test_getpids_remedies_lose_no_request(sandbox, options):
+    """The README's two remedies for marathon-lb's forking getpids, with its head, read 10 times a second."""
+    haproxy = sandbox.haproxy(head="marathon-lb", **options)
+    counts, calls, odd = getpids_under_load(haproxy, launch(sandbox, "blue", 2), seconds=15)
+    print("getpids %s: %d calls, %s" % (options, calls, counts))
+    assert calls > 50 and odd == 0
+    assert counts["requests"] > 2000
+    assert counts["failed"] == 0, counts

@@ -16,6 +16,7 @@ Everything it starts is stopped by ``close()``.
 import csv
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -75,13 +76,19 @@ def usable_lb_count(requested, bindable=can_bind):
 
 
 def zdd_command():
-    """The installed ``zdd`` command; ``python -m zdd`` from the checkout when it is not installed."""
+    """The installed ``zdd`` command; ``python -m zdd`` from the checkout when it is not installed.
+
+    ``ZDD_SANDBOX_ZDD`` (a command line) runs another zdd instead, e.g. an older
+    ``zdd.py`` to measure against: ``ZDD_SANDBOX_ZDD="python3 /tmp/before/zdd.py"``.
+    """
+    if os.environ.get("ZDD_SANDBOX_ZDD"):
+        return shlex.split(os.environ["ZDD_SANDBOX_ZDD"])
     installed = shutil.which("zdd")
     return [installed] if installed else [sys.executable, "-m", "zdd"]
 
 
 class Cluster:
-    def __init__(self, workdir, lbs=1, marathon_version="1.5", keep_alive=False):
+    def __init__(self, workdir, lbs=1, marathon_version="1.5", keep_alive=False, **haproxy_options):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.clock = RealClock()
@@ -93,6 +100,7 @@ class Cluster:
         self.service_port = _free_everywhere(self.lb_ips, {self.stats_port})
         self.alt_port = _free_everywhere(self.lb_ips, {self.stats_port, self.service_port})
         self.lbs = []
+        self.haproxy_options = haproxy_options  # MarathonLB's: getpids, head, nbthread
 
     # -- lifecycle
 
@@ -100,7 +108,8 @@ class Cluster:
         try:
             self.sim.start()
             for ip in self.lb_ips:
-                lb = MarathonLB(self.sim.url, self.workdir / ("lb-" + ip), bind_ip=ip, stats_port=self.stats_port)
+                lb = MarathonLB(self.sim.url, self.workdir / ("lb-" + ip), bind_ip=ip, stats_port=self.stats_port,
+                                **self.haproxy_options)
                 self.lbs.append(lb)
                 lb.start()
         except BaseException:
@@ -224,7 +233,13 @@ class Cluster:
     def frontend_urls(self):
         return ["http://%s:%d/" % (ip, self.service_port) for ip in self.lb_ips]
 
-    def load(self, keepalive_clients=2, fresh_clients=2, max_duration_s=600):
-        """A load generator on the group's frontend of every marathon-lb (not started)."""
+    def load(self, keepalive_clients=2, fresh_clients=2, max_duration_s=600, retry_idle_close=None):
+        """A load generator on the group's frontend of every marathon-lb (not started).
+
+        ``retry_idle_close`` (see load.py) defaults to whether the marathon-lbs run marathon-lb's own head,
+        whose reloads close idle keep-alive connections at once.
+        """
+        if retry_idle_close is None:
+            retry_idle_close = self.haproxy_options.get("head") == "marathon-lb"
         return LoadGenerator(self.frontend_urls(), keepalive_clients=keepalive_clients, fresh_clients=fresh_clients,
-                             max_duration_s=max_duration_s)
+                             max_duration_s=max_duration_s, retry_idle_close=retry_idle_close)

@@ -16,7 +16,11 @@
 Knobs: ``extra_pids`` (list; non-empty = reloading), ``hold_sessions(server,
 scur, qcur)`` / ``release_sessions()``, ``lag`` (serve the view of N stats
 polls ago), ``stats_failure`` / ``pids_failure`` (``None``, ``"garbage"``,
-``"500"``), ``down()`` / ``up()`` (connection refused while down).
+``"500"``), ``down()`` / ``up()`` (connection refused while down),
+``reload_on_stats(seconds)`` (each stats request starts a reload as it is
+answered: getpids lists an extra PID for ``seconds`` of the
+simulator's clock; the answered stats are the new worker's, no sessions on a
+server it has put in MAINT, while the old worker may still route to it).
 """
 
 import http.server
@@ -116,6 +120,11 @@ class FakeMarathonLB:
         self.pids_failure = None
         self.stats_polls = 0
         self.pid_polls = 0
+        self.reload_s = None  # reload_on_stats
+        self.reloads_left = None
+        self._reload_when = None
+        self._reload_until = None
+        self.reloads_started = 0
         self._sessions = {}
         self._history = []
         self._last_alive = {}
@@ -137,6 +146,31 @@ class FakeMarathonLB:
                 self._sessions.clear()
             else:
                 self._sessions.pop(server, None)
+
+    def reload_on_stats(self, seconds, times=None, when=None):
+        """The next ``times`` stats requests (None: all) each start a reload of ``seconds``; None: no more.
+
+        ``when``: a callable; a stats request starts a reload only while it returns true.
+        """
+        with self._lock:
+            self.reload_s, self.reloads_left, self._reload_when = seconds, times, when
+
+    def _start_reload(self):
+        if self._reload_when is not None and not self._reload_when():
+            return
+        with self._lock:
+            if self.reload_s is None or self.reloads_left == 0:
+                return
+            self._reload_until = self.sim.clock.monotonic() + self.reload_s
+            self.reloads_started += 1
+            if self.reloads_left is not None:
+                self.reloads_left -= 1
+
+    def current_pids(self):
+        """What getpids lists now: the resting PIDs, plus extra ones while reloading."""
+        with self._lock:
+            reloading = self._reload_until is not None and self.sim.clock.monotonic() < self._reload_until
+        return list(self.pids) + list(self.extra_pids) + ([4099] if reloading else [])
 
     def services(self):
         """The services marathon-lb would render right now."""
@@ -224,10 +258,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         if path == "/haproxy" and query.split(";")[0] == "stats" and "csv" in query.split(";")[1:]:
             if not self._failed(fake.stats_failure):
-                self._send(200, fake.stats_csv(), "text/csv")
+                text = fake.stats_csv()
+                fake._start_reload()  # before the answer is sent: any later getpids request sees it
+                self._send(200, text, "text/csv")
         elif path == "/_haproxy_getpids":
             fake.pid_polls += 1
             if not self._failed(fake.pids_failure):
-                self._send(200, " ".join(str(pid) for pid in list(fake.pids) + list(fake.extra_pids)) + "\n")
+                self._send(200, " ".join(str(pid) for pid in fake.current_pids()) + "\n")
         else:
             self._send(404, "<html><body><h1>404 Not Found</h1></body></html>\n", "text/html")

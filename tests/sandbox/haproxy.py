@@ -37,8 +37,9 @@ SOCKET_TIMEOUT_S = 3.0
 UNIX_PATH_MAX = 100  # sun_path is 108 bytes; keep a margin
 
 GETPIDS_LUA = """\
--- /_haproxy_getpids: the master PID of this HAProxy, then its workers (the
--- current one and the old ones still draining). Written for the zdd sandbox.
+-- /_haproxy_getpids without a fork: the master PID of this HAProxy, then its
+-- workers (the current one and the old ones still finishing connections),
+-- all read from /proc. For HAProxy run in master-worker mode (-W).
 
 local function read_all(path)
   local file = io.open(path, "r")
@@ -82,6 +83,29 @@ core.register_service("getpids", "http", function(applet)
 end)
 """
 
+# The way marathon-lb's getpids.lua answers: a command through io.popen, that
+# is a fork (and an exec of /bin/sh) from inside the multi-threaded worker.
+# marathon-lb runs "pidof haproxy" (every HAProxy of its container); here
+# "pgrep -s 0" keeps to this instance's session (its master and workers), as
+# several instances share the machine.
+GETPIDS_POPEN_LUA = """\
+-- /_haproxy_getpids through a forked command, as marathon-lb's getpids.lua.
+
+core.register_service("getpids", "http", function(applet)
+  local pipe = io.popen("pgrep -s 0 -x haproxy", "r")
+  local output = pipe:read("a")
+  pipe:close()
+  local body = output:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
+  applet:set_status(200)
+  applet:add_header("content-length", string.len(body))
+  applet:add_header("content-type", "text/plain")
+  applet:start_response()
+  applet:send(body)
+end)
+"""
+GETPIDS_KINDS = {"proc": GETPIDS_LUA, "popen": GETPIDS_POPEN_LUA}
+HEADS = ("sandbox", "marathon-lb")
+
 
 def find_haproxy(environ=None):
     """The haproxy to run: $ZDD_SANDBOX_HAPROXY, else the first on PATH, else one in an sbin directory; or None."""
@@ -118,8 +142,12 @@ class Service:
 
 
 def render_config(services, stats_port, bind_ip, state_file, socket_path, lua_path, stats_garbage=None,
-                  hold=None):
+                  hold=None, head="sandbox", nbthread=None):
     """The haproxy.cfg marathon-lb would write for ``services``.
+
+    ``head="marathon-lb"`` leaves out the one line the sandbox adds to
+    marathon-lb's defaults (below); ``nbthread`` sets HAProxy's thread count
+    (None: HAProxy's default, one thread per CPU, as marathon-lb leaves it).
 
     Two fault knobs for the sandbox's failure tests, off by default:
     ``stats_garbage`` (a text) makes the stats listener answer the CSV page
@@ -129,7 +157,7 @@ def render_config(services, stats_port, bind_ip, state_file, socket_path, lua_pa
     that forwards to ``bind_ip:sink_port``, so a long-lived connection
     through it keeps an old worker alive after a reload.
 
-    One addition to marathon-lb's defaults: ``option idle-close-on-response``.
+    One addition to marathon-lb's defaults (``head="sandbox"``): ``option idle-close-on-response``.
     Without it, HAProxy 2.4+ makes an old worker close idle keep-alive client
     connections the moment a reload starts, so a request a client writes at
     that very instant is lost (RFC 9112 lets clients retry it; many do not).
@@ -145,6 +173,7 @@ def render_config(services, stats_port, bind_ip, state_file, socket_path, lua_pa
         "  stats socket %s mode 600 level admin expose-fd listeners" % socket_path,
         "  stats timeout 2m",
         "  server-state-file %s" % state_file,
+        *(["  nbthread %d" % nbthread] if nbthread else []),
         "",
         "defaults",
         "  load-server-state-from-file global",
@@ -162,7 +191,7 @@ def render_config(services, stats_port, bind_ip, state_file, socket_path, lua_pa
         "  option redispatch",
         "  option http-server-close",
         "  option dontlognull",
-        "  option idle-close-on-response",
+        *(["  option idle-close-on-response"] if head == "sandbox" else []),
         "",
         "listen stats",
         "  bind %s:%d" % (bind_ip, stats_port),
@@ -270,7 +299,8 @@ def _is_alive(pid):
 class HAProxyInstance:
     """One HAProxy master-worker process tree, like the one in a marathon-lb container."""
 
-    def __init__(self, workdir, bind_ip="127.0.0.1", stats_port=None, haproxy_bin=None):
+    def __init__(self, workdir, bind_ip="127.0.0.1", stats_port=None, haproxy_bin=None, getpids="proc",
+                 head="sandbox", nbthread=None):
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.bind_ip = bind_ip
@@ -288,7 +318,10 @@ class HAProxyInstance:
             socket_dir = Path(tempfile.mkdtemp(prefix="zdd-hap-"))
         self.stats_socket = socket_dir / "stats.sock"
         self.master_socket = socket_dir / "master.sock"
-        self.lua_path.write_text(GETPIDS_LUA)
+        if getpids not in GETPIDS_KINDS or head not in HEADS:
+            raise ValueError("getpids is one of %s, head one of %s" % (sorted(GETPIDS_KINDS), HEADS))
+        self.getpids_kind, self.head, self.nbthread = getpids, head, nbthread
+        self.lua_path.write_text(GETPIDS_KINDS[getpids])
         if not self.state_file.exists():
             self.state_file.write_text("")
         self.config_text = None
@@ -317,7 +350,8 @@ class HAProxyInstance:
     def render(self, services):
         """This instance's config for ``services``."""
         return render_config(services, self.stats_port, self.bind_ip, self.state_file,
-                             self.stats_socket, self.lua_path, stats_garbage=self.stats_garbage, hold=self.hold)
+                             self.stats_socket, self.lua_path, stats_garbage=self.stats_garbage, hold=self.hold,
+                             head=self.head, nbthread=self.nbthread)
 
     # -- lifecycle
 

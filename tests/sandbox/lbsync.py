@@ -45,9 +45,11 @@ STATS_GARBAGE = "<html><head><title>Statistics Report</title></head><body><h1>mo
 class MarathonLB:
     """One marathon-lb instance: a real HAProxy on ``bind_ip`` kept in sync with Marathon."""
 
-    def __init__(self, marathon_url, workdir, bind_ip="127.0.0.1", stats_port=None, resolve=mlb.resolve_host):
+    def __init__(self, marathon_url, workdir, bind_ip="127.0.0.1", stats_port=None, resolve=mlb.resolve_host,
+                 **haproxy_options):
         self.marathon_url = marathon_url.rstrip("/")
-        self.haproxy = HAProxyInstance(workdir, bind_ip=bind_ip, stats_port=stats_port)
+        # haproxy_options: getpids ("proc" or "popen"), head ("sandbox" or "marathon-lb"), nbthread
+        self.haproxy = HAProxyInstance(workdir, bind_ip=bind_ip, stats_port=stats_port, **haproxy_options)
         self.resolve = resolve
         self.paused = False
         self.reloads = 0
