@@ -920,6 +920,12 @@ class Tally:
     old: Traffic = Traffic()
     last_seen: dict = dataclasses.field(default_factory=dict)  # lb url -> {server name: Listener}
     roles: dict = dataclasses.field(default_factory=dict)  # server name -> "new" or "old", from Marathon's tasks
+    old_before: Traffic = Traffic()  # the old colour's traffic in the last earlier window that had any
+
+    @property
+    def baseline(self):
+        """The old colour's traffic to compare with: this window's, or the last one's that had requests."""
+        return self.old if self.old.requests else self.old_before
 
 
 def tally_traffic(tally, observation, resolve):
@@ -950,12 +956,12 @@ def tally_traffic(tally, observation, resolve):
                     before = None if restarted else previous.get(listener.svname)
                     totals[roles[listener.svname]] += server_traffic(before, listener)
         last_seen[lb.url] = {listener.svname: listener for listener in lb.listeners}
-    return Tally(totals["new"], totals["old"], last_seen, roles)
+    return dataclasses.replace(tally, new=totals["new"], old=totals["old"], last_seen=last_seen, roles=roles)
 
 
 def new_window(tally):
-    """The tally for the next step: no traffic counted yet, the rows last seen kept as the baseline."""
-    return dataclasses.replace(tally, new=Traffic(), old=Traffic())
+    """The tally for the next step: no traffic counted yet, the rows last seen kept to count from."""
+    return dataclasses.replace(tally, new=Traffic(), old=Traffic(), old_before=tally.baseline)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -967,14 +973,14 @@ class Verdict:
 def judge_traffic(new, old, min_requests, max_error_rate=None, max_response_time_ms=None, names=("new", "old")):
     """The verdict on one step's traffic of the new colour, with the old colour's as the baseline."""
     new_name, old_name = names
-    if new.requests < min_requests:
+    if new.requests < max(min_requests, 1):
         return Verdict("inconclusive", f"{new.requests} request(s) to {new_name}, fewer than the {min_requests} "
                                        "needed to judge it")
     if max_error_rate is not None and new.rate > max_error_rate and new.rate > old.rate:
         return Verdict("fail", f"{new_name}'s error rate {new.rate:.1%} ({new.failures} of {new.requests} requests) "
                                f"is above --max-error-rate {max_error_rate:.1%} and {old_name}'s {old.rate:.1%} "
                                f"({old.failures} of {old.requests})")
-    slower = old.rtime_ms is None or new.rtime_ms > old.rtime_ms
+    slower = old.rtime_ms is None or new.rtime_ms > old.rtime_ms  # new.rtime_ms is a number: it has requests
     if max_response_time_ms is not None and new.rtime_ms > max_response_time_ms and slower:
         baseline = "no requests" if old.rtime_ms is None else f"{old.rtime_ms:.0f} ms"
         return Verdict("fail", f"{new_name}'s mean response time {new.rtime_ms:.0f} ms is above "
@@ -1714,7 +1720,7 @@ class Deployer:
         stall = StallWatch(self.clock, self.options.stall_timeout)
         waiting_since = None  # when this step started waiting for marathon-lb
         ambiguous_writes = 0
-        tally = Tally()  # the traffic since the previous step's writes
+        tally = self.traffic_baseline() if self.options.analysing else Tally()  # since the last step's writes
         while True:
             self.interrupts.check()
             self.deadline.check("deploying")
@@ -1763,12 +1769,18 @@ class Deployer:
             tally = new_window(tally)
             self.steps += 1
 
+    def traffic_baseline(self):
+        """The tally's starting point: every marathon-lb's counters read now, before the first step."""
+        observation = self.observe()
+        lbs = observation.lbs or self.lbs.observe(self.backend(observation.new_app))
+        return tally_traffic(Tally(), dataclasses.replace(observation, lbs=lbs), self.resolve)
+
     def gate(self, observation, step, tally):
         """Before a scale-up or the delete: judge the step's traffic, then run --step-check; False: wait for traffic."""
         options, new_app, old_app = self.options, observation.new_app, observation.old_app
         if options.analysing:
             names = (colour_of(new_app) or new_app["id"], colour_of(old_app) or old_app["id"])
-            verdict = judge_traffic(tally.new, tally.old, options.analysis_min_requests, options.max_error_rate,
+            verdict = judge_traffic(tally.new, tally.baseline, options.analysis_min_requests, options.max_error_rate,
                                     options.max_response_time, names)
             self.report_analysis(names, tally, verdict)
             if verdict.outcome == "fail":
@@ -1796,7 +1808,7 @@ class Deployer:
     def report_analysis(self, names, tally, verdict):
         """The analysis of one step: a progress line and an ``analysis`` event."""
         colours = {}
-        for role, name, traffic in (("new", names[0], tally.new), ("old", names[1], tally.old)):
+        for role, name, traffic in (("new", names[0], tally.new), ("old", names[1], tally.baseline)):
             rtime_ms = traffic.rtime_ms
             colours[name] = {"role": role, "requests": traffic.requests, "failures": traffic.failures,
                              "rate": round(traffic.rate, 4),
