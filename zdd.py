@@ -29,6 +29,13 @@ number), jumping to the target once it reaches the old app's size. If
 draining takes longer than --max-wait seconds, the old tasks in MAINT on every
 marathon-lb are killed anyway.
 
+With --max-error-rate (or --max-response-time), before each scale-up and
+before the delete zdd judges the step by the HAProxy counters of every
+marathon-lb: when the new colour's failure rate since the previous step is
+above the limit and above the old colour's, with at least
+--analysis-min-requests requests seen, the release fails (exit 15; rolled
+back with --on-failure rollback). --step-check runs a gate of your own there.
+
 --new-instances N leaves a hybrid group (N new, target - N old instances);
 --complete-cur or --complete-prev later converges it to one colour. When a run
 stops halfway (deadline, stall, Ctrl-C, a crash), run the same command again
