@@ -1778,7 +1778,11 @@ class Deployer:
 
     def traffic_baseline(self):
         """The tally's starting point: every marathon-lb's counters read now, before the first step."""
-        observation = self.observe()
+        try:
+            observation = self.observe()
+        except MarathonFailed as exc:  # the loop reads again; its first poll is the baseline then
+            logger.warning("no traffic baseline before the first step (%s): step 1 counts from its first poll", exc)
+            return Tally()
         lbs = observation.lbs or self.lbs.observe(self.backend(observation.new_app))
         return tally_traffic(Tally(), dataclasses.replace(observation, lbs=lbs), self.resolve)
 

@@ -243,6 +243,18 @@ def test_a_good_release_is_judged_at_every_step_and_completes(world, app_path):
     assert world.lb.reloads == 3  # the counters restarted at every step, and each step was still judged
 
 
+def test_without_the_first_baseline_the_first_poll_is_one(world, app_path):
+    """The counters read right after the create fail (Marathon answers 500 four times): step 1 starts later."""
+    seed_blue(world, 3)
+    world.lb.serve_traffic(20)
+    world.sim.fail_next("GET", r"^/v2/apps/nginx-green$", 500, count=4)
+    code, out, err = run(world, app_path, *RATE, "--output", "json")
+    assert code == 0, err
+    assert "no traffic baseline before the first step" in err
+    assert writes(world) == SEQUENCE_3
+    assert [event["verdict"] for event in analysis_events(out)] == ["inconclusive", "pass", "pass"]
+
+
 def test_an_old_colour_failing_as_much_is_the_baseline(world, app_path):
     seed_blue(world, 3)
     world.lb.serve_traffic(20, error_rate={GREEN: 0.2, BLUE: 0.25})
