@@ -374,3 +374,22 @@ def test_malformed_analysis_flags_are_usage_errors(world, app_path, flags):
     assert code == zdd.ExitCode.INTERNAL  # argparse's usage error, as for every other flag
     assert err.count("\n") == 1 and "Traceback" not in err
     assert writes(world) == []
+
+
+def test_without_the_flags_nothing_is_judged(world, app_path):
+    seed_blue(world, 3)
+    world.lb.serve_traffic(20, error_rate={GREEN: 0.5})
+    code, out, err = run(world, app_path, "--output", "json")
+    assert code == 0, err
+    assert writes(world) == SEQUENCE_3
+    assert analysis_events(out) == []
+
+
+def test_the_analysis_flags_come_from_the_environment_too():
+    options = zdd.parse_options(["-m", "http://m:8080", "-l", "http://l:9090", "-j", "app.json"],
+                                {"ZDD_MAX_ERROR_RATE": "0.1", "ZDD_ANALYSIS_MIN_REQUESTS": "50",
+                                 "ZDD_ANALYSIS_INCONCLUSIVE": "fail", "ZDD_MAX_RESPONSE_TIME": "250"})
+    assert (options.max_error_rate, options.analysis_min_requests, options.analysis_inconclusive,
+            options.max_response_time) == (0.1, 50, "fail", 250.0)
+    assert options.analysing
+    assert not zdd.parse_options(["-m", "http://m:8080", "-l", "http://l:9090", "-j", "app.json"], {}).analysing
