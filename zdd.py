@@ -2036,18 +2036,19 @@ def build_parser():
         help="json: JSON Lines events on stdout instead of the app definition")
     add("--on-failure", choices=("stop", "rollback"), default="stop",
         help="what to do when a deployment fails after the new app exists")
-    add("--max-error-rate", type=_non_negative(float), default=None,
+    add("--max-error-rate", metavar="R", type=_non_negative(float), default=None,
         help="fail the release when, at a step, more than this share (0 to 1) of the new colour's requests "
         "failed (5xx, response or connection errors) and more than the old colour's (exit 15)")
-    add("--analysis-min-requests", type=_non_negative(int), default=DEFAULT_ANALYSIS_MIN_REQUESTS,
+    add("--analysis-min-requests", metavar="N", type=_non_negative(int), default=DEFAULT_ANALYSIS_MIN_REQUESTS,
         help="requests to the new colour a step needs before the analysis judges it")
-    add("--max-response-time", type=_non_negative(float), default=None,
+    add("--max-response-time", metavar="MS", type=_non_negative(float), default=None,
         help="fail the release when the new colour's mean HAProxy response time (rtime, ms) at a step is above "
         "this and above the old colour's (exit 15)")
     add("--analysis-inconclusive", choices=INCONCLUSIVE_CHOICES, default="continue",
         help="a step with too few requests to judge: go on, wait up to --max-wait for them, or fail (exit 15)")
-    add("--step-check", help="executable run before each scale-up of the new app and before the old app is "
-        "deleted, with the pre-kill hook's 3 JSON arguments; a non-zero exit fails the release (exit 15)")
+    add("--step-check", metavar="CMD",
+        help="executable run before each scale-up of the new app and before the old app is deleted, "
+        "with the pre-kill hook's 3 JSON arguments; a non-zero exit fails the release (exit 15)")
     return parser
 
 
