@@ -884,10 +884,11 @@ class Traffic:
     requests: int = 0
     failures: int = 0  # 5xx answers, response errors (server aborts among them), connection errors
     rtime_weight_ms: float = 0.0  # each server's rtime times its requests, for a request-weighted mean
+    timed_requests: int = 0  # the requests of servers with an rtime (0 ms: no answer completed yet)
 
     def __add__(self, other):
         return Traffic(self.requests + other.requests, self.failures + other.failures,
-                       self.rtime_weight_ms + other.rtime_weight_ms)
+                       self.rtime_weight_ms + other.rtime_weight_ms, self.timed_requests + other.timed_requests)
 
     @property
     def rate(self):
@@ -895,8 +896,8 @@ class Traffic:
 
     @property
     def rtime_ms(self):
-        """HAProxy's mean response time, weighted by requests; None without requests."""
-        return self.rtime_weight_ms / self.requests if self.requests else None
+        """HAProxy's mean response time, weighted by requests; None without a server that has one."""
+        return self.rtime_weight_ms / self.timed_requests if self.timed_requests else None
 
 
 def server_traffic(previous, listener):
@@ -907,7 +908,10 @@ def server_traffic(previous, listener):
 
     requests = served("stot")
     failures = min(requests, served("hrsp_5xx") + served("eresp") + served("econ"))
-    return Traffic(requests, failures, listener.rtime * requests)
+    # stot counts a request when it is sent, rtime once its answer came: a new worker whose first answers
+    # are still on their way shows 0 ms, which would pull the mean down
+    timed = requests if listener.rtime > 0 else 0
+    return Traffic(requests, failures, listener.rtime * timed, timed)
 
 
 def worker_restarted(previous, listeners):
@@ -987,8 +991,8 @@ def judge_traffic(new, old, min_requests, max_error_rate=None, max_response_time
         return Verdict("fail", f"{new_name}'s error rate {new.rate:.1%} ({new.failures} of {new.requests} requests) "
                                f"is above --max-error-rate {max_error_rate:.1%} and {old_name}'s {old.rate:.1%} "
                                f"({old.failures} of {old.requests})")
-    slower = old.rtime_ms is None or new.rtime_ms > old.rtime_ms  # new.rtime_ms is a number: it has requests
-    if max_response_time_ms is not None and new.rtime_ms > max_response_time_ms and slower:
+    timed = max_response_time_ms is not None and new.rtime_ms is not None
+    if timed and new.rtime_ms > max_response_time_ms and (old.rtime_ms is None or new.rtime_ms > old.rtime_ms):
         baseline = "no requests" if old.rtime_ms is None else f"{old.rtime_ms:.0f} ms"
         return Verdict("fail", f"{new_name}'s mean response time {new.rtime_ms:.0f} ms is above "
                                f"--max-response-time {max_response_time_ms:g} ms and {old_name}'s ({baseline})")

@@ -36,22 +36,29 @@ def row(name="s1", **counters):
 # --- one server between two polls ----------------------------------------------------------------
 
 SERVER_TRAFFIC = [
-    # previous row, current row, (requests, failures, rtime weight)
-    (None, row(stot=10, hrsp_5xx=2, rtime=30), (10, 2, 300)),
-    (row(stot=10, hrsp_5xx=2), row(stot=25, hrsp_5xx=2, rtime=4), (15, 0, 60)),
-    (row(stot=10, eresp=1, econ=1), row(stot=20, eresp=3, econ=2, hrsp_5xx=1), (10, 4, 0)),
-    (row(stot=10), row(stot=10), (0, 0, 0)),
+    # previous row, current row, (requests, failures, rtime weight, timed requests)
+    (None, row(stot=10, hrsp_5xx=2, rtime=30), (10, 2, 300, 10)),
+    (row(stot=10, hrsp_5xx=2), row(stot=25, hrsp_5xx=2, rtime=4), (15, 0, 60, 15)),
+    (row(stot=10, eresp=1, econ=1), row(stot=20, eresp=3, econ=2, hrsp_5xx=1), (10, 4, 0, 0)),
+    (row(stot=10), row(stot=10), (0, 0, 0, 0)),
     # connection errors retried on the same server may outnumber its sessions: a rate never above 1
-    (row(stot=1), row(stot=2, econ=5), (1, 1, 0)),
+    (row(stot=1), row(stot=2, econ=5), (1, 1, 0, 0)),
     # client aborts and server aborts alone are not failures (server aborts are counted in eresp)
-    (row(stot=0), row(stot=4, cli_abrt=2, srv_abrt=1), (4, 0, 0)),
+    (row(stot=0), row(stot=4, cli_abrt=2, srv_abrt=1), (4, 0, 0, 0)),
 ]
 
 
 @pytest.mark.parametrize("previous, current, expected", SERVER_TRAFFIC)
 def test_server_traffic(previous, current, expected):
     traffic = zdd.server_traffic(previous, current)
-    assert (traffic.requests, traffic.failures, traffic.rtime_weight_ms) == expected
+    assert (traffic.requests, traffic.failures, traffic.rtime_weight_ms, traffic.timed_requests) == expected
+
+
+def test_servers_without_an_answer_yet_do_not_pull_the_mean_response_time_down():
+    """rtime 0: requests sent (stot) but none answered yet on this worker; the mean is of the others."""
+    total = zdd.server_traffic(None, row(stot=8, rtime=0)) + zdd.server_traffic(None, row(stot=40, rtime=300))
+    assert (total.requests, total.rtime_ms) == (48, 300)
+    assert zdd.server_traffic(None, row(stot=8, rtime=0)).rtime_ms is None
 
 
 WORKER_RESTARTED = [
@@ -142,7 +149,8 @@ def test_the_tally_remembers_killed_tasks():
 
 
 def traffic(requests, failures, rtime_ms=0):
-    return zdd.Traffic(requests, failures, rtime_ms * requests)
+    timed = requests if rtime_ms else 0
+    return zdd.Traffic(requests, failures, rtime_ms * timed, timed)
 
 
 VERDICTS = [
@@ -160,6 +168,7 @@ VERDICTS = [
     (traffic(200, 0, 450), traffic(0, 0), 100, 0.05, 200, "fail"),
     (traffic(0, 0), traffic(0, 0), 0, 0.05, 200, "inconclusive"),  # --analysis-min-requests 0: no traffic, no verdict
     (traffic(1, 0), traffic(0, 0), 0, 0.05, 200, "pass"),
+    (traffic(200, 0), traffic(600, 0, 20), 100, None, 200, "pass"),  # no answer timed yet: no latency verdict
 ]
 
 
