@@ -37,6 +37,12 @@ in its schedule, and the command that finishes it; --watch refreshes it.
 While it waits, zdd looks again 0.25 s after its own writes and after each
 change of what it waits for, then 1.5 times later each time, at most every
 --step-delay seconds; --min-step-interval sets a least time between steps.
+With --max-error-rate (or --max-response-time), before each scale-up and
+before the delete zdd judges the step by the HAProxy counters of every
+marathon-lb: when the new colour's failure rate since the previous step is
+above the limit and above the old colour's, with at least
+--analysis-min-requests requests seen, the release fails (exit 15; rolled
+back with --on-failure rollback). --step-check runs a gate of your own there.
 
 --new-instances N leaves a hybrid group (N new, target - N old instances);
 --complete-cur or --complete-prev later converges it to one colour. When a run
@@ -103,6 +109,8 @@ DCOS_REFRESH_MARGIN_S = 60
 DCOS_FALLBACK_TOKEN_LIFETIME_S = 300
 FIRST_LOOK_AGAIN_S = 0.25  # the first wait after zdd's own write, or after what it waits for changed
 LOOK_AGAIN_GROWTH = 1.5  # each further wait for the same thing is this many times longer, up to --step-delay
+DEFAULT_ANALYSIS_MIN_REQUESTS = 100  # a rate from 100 requests moves in steps of 1 percentage point
+INCONCLUSIVE_CHOICES = ("continue", "wait", "fail")
 
 STATS_PATH = "/haproxy?stats;csv"
 PIDS_PATH = "/_haproxy_getpids"
@@ -134,6 +142,7 @@ class ExitCode(enum.IntEnum):
     HOOK_REFUSED = 12
     ROLLED_BACK = 13
     ROLLBACK_FAILED = 14
+    CHECK_FAILED = 15
     INTERRUPTED = 130
     TERMINATED = 143
 
@@ -151,7 +160,9 @@ Exit codes:
        field missing or wrong
     5  a marathon-lb endpoint failed (does not resolve or answer before the
        first write, also in a dry run, or kept failing for --stall-timeout)
-    6  a Marathon request failed (after retries, for reads)
+    6  a Marathon request failed: before the first write, a read after its
+       retries; from then on, Marathon did not answer for --stall-timeout;
+       at any time, an answer waiting cannot fix (401, 403, not JSON)
     7  creating the new app failed
     8  deleting the old app failed
     9  scaling the new app or killing old tasks failed
@@ -160,6 +171,8 @@ Exit codes:
    12  the pre-kill hook failed: no task was killed
    13  the deployment failed and was rolled back (--on-failure rollback)
    14  the rollback failed too
+   15  the release failed its checks: --max-error-rate, --max-response-time
+       or --step-check (the analysis stopped it)
   130  interrupted by SIGINT (Ctrl-C), at a safe point
   143  stopped by SIGTERM, at a safe point
 Codes 2, 3 and 4 come before anything is written to Marathon.
@@ -236,6 +249,12 @@ class RollbackFailed(ZddError):
     exit_code = ExitCode.ROLLBACK_FAILED
 
 
+class CheckFailed(ZddError):
+    """The new colour's traffic or the --step-check judged the release bad."""
+
+    exit_code = ExitCode.CHECK_FAILED
+
+
 class Interrupted(ZddError):
     def __init__(self, signum):
         name = signal.Signals(signum).name
@@ -284,6 +303,15 @@ class Options:
     status: bool = False
     watch: bool = False
     min_step_interval: float = 0.0
+    max_error_rate: float = None  # None: the error-rate check is off
+    analysis_min_requests: int = DEFAULT_ANALYSIS_MIN_REQUESTS
+    max_response_time: float = None  # milliseconds; None: the latency check is off
+    analysis_inconclusive: str = "continue"
+    step_check: str = None
+
+    @property
+    def analysing(self):
+        return self.max_error_rate is not None or self.max_response_time is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,6 +322,16 @@ class Listener:
     status: str
     scur: int
     qcur: int
+    # cumulative counters of the HAProxy worker that served the page (they restart at 0 on a reload)
+    stot: int = 0
+    lbtot: int = 0
+    hrsp_5xx: int = 0
+    eresp: int = 0
+    econ: int = 0
+    srv_abrt: int = 0
+    cli_abrt: int = 0
+    rtime: int = 0  # ms: mean time to the response headers over the worker's last 1024 requests
+    check_status: str = ""
 
     @property
     def up(self):
@@ -661,6 +699,7 @@ def backend_name(group, port):
 
 
 STATS_COLUMNS = ("pxname", "svname", "status", "scur", "qcur")
+COUNTER_COLUMNS = ("stot", "lbtot", "hrsp_5xx", "eresp", "econ", "srv_abrt", "cli_abrt", "rtime")
 
 
 def parse_stats(text, backend):
@@ -668,8 +707,9 @@ def parse_stats(text, backend):
 
     Each ``#`` header line sets the columns for the rows after it, so the
     pages of several HAProxy versions may be concatenated; blank lines and
-    short rows are skipped.
+    short rows are skipped. A counter column a version lacks reads as 0.
     """
+    wanted = STATS_COLUMNS + COUNTER_COLUMNS + ("check_status",)
     columns = None
     listeners = []
     for line in text.splitlines():
@@ -680,18 +720,17 @@ def parse_stats(text, backend):
             names = [name.strip() for name in line.lstrip("#").strip().split(",")]
             if "pxname" not in names or "svname" not in names:
                 raise ValueError("stats CSV header without pxname/svname columns")
-            columns = [names.index(name) if name in names else None for name in STATS_COLUMNS]
+            columns = [names.index(name) if name in names else None for name in wanted]
             continue
         if columns is None:
             raise ValueError("stats rows before the CSV header")
         fields = line.split(",")
-        pxname, svname, status, scur, qcur = (
-            fields[i] if i is not None and i < len(fields) else "" for i in columns
-        )
-        if pxname != backend or svname in ("FRONTEND", "BACKEND", ""):
+        row = dict(zip(wanted, (fields[i] if i is not None and i < len(fields) else "" for i in columns)))
+        if row["pxname"] != backend or row["svname"] in ("FRONTEND", "BACKEND", ""):
             continue
-        listeners.append(Listener(svname=svname, status=status, scur=_int_or_none(scur or 0) or 0,
-                                  qcur=_int_or_none(qcur or 0) or 0))
+        counters = {name: _int_or_none(row[name] or 0) or 0 for name in ("scur", "qcur") + COUNTER_COLUMNS}
+        listeners.append(Listener(svname=row["svname"], status=row["status"], check_status=row["check_status"],
+                                  **counters))
     if columns is None:
         raise ValueError("no CSV header in the stats")
     return tuple(listeners)
@@ -888,6 +927,135 @@ def decide(observation, plan, resolve, waited_s, max_wait_s):
     if not kill and scale_to is None:
         return Step(wait=drain.reason or "nothing to kill or scale yet", lb_failed=drain.lb_failed, forced=forced)
     return Step(kill=tuple(kill), scale_to=scale_to, forced=forced)
+
+
+# ---------------------------------------------------------------------------
+# Pure core: judging the new colour by its traffic
+# ---------------------------------------------------------------------------
+
+CUMULATIVE_COUNTERS = ("stot", "lbtot", "hrsp_5xx", "eresp", "econ", "srv_abrt", "cli_abrt")
+
+
+@dataclasses.dataclass(frozen=True)
+class Traffic:
+    """What one colour's servers served in a window, summed over servers and marathon-lbs."""
+
+    requests: int = 0
+    failures: int = 0  # 5xx answers, response errors (server aborts among them), connection errors
+    rtime_weight_ms: float = 0.0  # each server's rtime times its requests, for a request-weighted mean
+    timed_requests: int = 0  # the requests of servers with an rtime (0 ms: no answer completed yet)
+
+    def __add__(self, other):
+        return Traffic(self.requests + other.requests, self.failures + other.failures,
+                       self.rtime_weight_ms + other.rtime_weight_ms, self.timed_requests + other.timed_requests)
+
+    @property
+    def rate(self):
+        return self.failures / self.requests if self.requests else 0.0
+
+    @property
+    def rtime_ms(self):
+        """HAProxy's mean response time, weighted by requests; None without a server that has one."""
+        return self.rtime_weight_ms / self.timed_requests if self.timed_requests else None
+
+
+def server_traffic(previous, listener):
+    """What one server served since ``previous``, its row in the marathon-lb's last poll (None: count from 0)."""
+
+    def served(name):
+        return getattr(listener, name) - (getattr(previous, name) if previous is not None else 0)
+
+    requests = served("stot")
+    failures = min(requests, served("hrsp_5xx") + served("eresp") + served("econ"))
+    # stot counts a request when it is sent, rtime once its answer came: a new worker whose first answers
+    # are still on their way shows 0 ms, which would pull the mean down
+    timed = requests if listener.rtime > 0 else 0
+    return Traffic(requests, failures, listener.rtime * timed, timed)
+
+
+def worker_restarted(previous, listeners):
+    """Whether a marathon-lb's stats now come from a new HAProxy worker: some counter went down since the last poll."""
+    for listener in listeners:
+        before = previous.get(listener.svname)
+        if before is not None and any(getattr(listener, c) < getattr(before, c) for c in CUMULATIVE_COUNTERS):
+            return True
+    return False
+
+
+@dataclasses.dataclass(frozen=True)
+class Tally:
+    """The traffic of each colour since the step's window began, and the rows last seen on each marathon-lb."""
+
+    new: Traffic = Traffic()
+    old: Traffic = Traffic()
+    last_seen: dict = dataclasses.field(default_factory=dict)  # lb url -> {server name: Listener}
+    roles: dict = dataclasses.field(default_factory=dict)  # server name -> "new" or "old", from Marathon's tasks
+    old_before: Traffic = Traffic()  # the old colour's traffic in the last earlier window that had any
+
+    @property
+    def baseline(self):
+        """The old colour's traffic to compare with: this window's, or the last one's that had requests."""
+        return self.old if self.old.requests else self.old_before
+
+
+def tally_traffic(tally, observation, resolve):
+    """The tally after one more poll: what each server served since the last one, added to its colour.
+
+    The first poll of a marathon-lb is only a baseline. Counters are per
+    HAProxy worker and restart at 0 on each reload: after a reload (a counter
+    went down) or for a server that was not listed before, the values count
+    from 0. A server of neither app (a task Marathon no longer lists and
+    zdd never saw) is not counted.
+    """
+    roles = dict(tally.roles)
+    for role, app in (("old", observation.old_app), ("new", observation.new_app)):
+        for task in app.get("tasks") or []:
+            name = task_server_name(app, task, resolve)
+            if name is not None:
+                roles[name] = role
+    totals = {"new": tally.new, "old": tally.old}
+    last_seen = dict(tally.last_seen)
+    for lb in observation.lbs:
+        if lb.listeners is None:
+            continue
+        previous = last_seen.get(lb.url)
+        if previous is not None:
+            restarted = worker_restarted(previous, lb.listeners)
+            for listener in lb.listeners:
+                if listener.svname in roles:
+                    before = None if restarted else previous.get(listener.svname)
+                    totals[roles[listener.svname]] += server_traffic(before, listener)
+        last_seen[lb.url] = {listener.svname: listener for listener in lb.listeners}
+    return dataclasses.replace(tally, new=totals["new"], old=totals["old"], last_seen=last_seen, roles=roles)
+
+
+def new_window(tally):
+    """The tally for the next step: no traffic counted yet, the rows last seen kept to count from."""
+    return dataclasses.replace(tally, new=Traffic(), old=Traffic(), old_before=tally.baseline)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    outcome: str  # "pass", "fail" or "inconclusive"
+    reason: str
+
+
+def judge_traffic(new, old, min_requests, max_error_rate=None, max_response_time_ms=None, names=("new", "old")):
+    """The verdict on one step's traffic of the new colour, with the old colour's as the baseline."""
+    new_name, old_name = names
+    if new.requests < max(min_requests, 1):
+        return Verdict("inconclusive", f"{new.requests} request(s) to {new_name}, fewer than the {min_requests} "
+                                       "needed to judge it")
+    if max_error_rate is not None and new.rate > max_error_rate and new.rate > old.rate:
+        return Verdict("fail", f"{new_name}'s error rate {new.rate:.1%} ({new.failures} of {new.requests} requests) "
+                               f"is above --max-error-rate {max_error_rate:.1%} and {old_name}'s {old.rate:.1%} "
+                               f"({old.failures} of {old.requests})")
+    timed = max_response_time_ms is not None and new.rtime_ms is not None
+    if timed and new.rtime_ms > max_response_time_ms and (old.rtime_ms is None or new.rtime_ms > old.rtime_ms):
+        baseline = "no requests" if old.rtime_ms is None else f"{old.rtime_ms:.0f} ms"
+        return Verdict("fail", f"{new_name}'s mean response time {new.rtime_ms:.0f} ms is above "
+                               f"--max-response-time {max_response_time_ms:g} ms and {old_name}'s ({baseline})")
+    return Verdict("pass", f"{new_name} within the limits over {new.requests} request(s)")
 
 
 # ---------------------------------------------------------------------------
@@ -1432,7 +1600,7 @@ def summarise(app):
     return f"{colour_of(app) or app.get('id')} {healthy}/{app.get('instances', 0)}"
 
 
-ROLLBACK_CAUSES = (DeadlineExceeded, Stalled, HookRefused, ScaleFailed)
+ROLLBACK_CAUSES = (DeadlineExceeded, Stalled, HookRefused, ScaleFailed, CheckFailed)
 
 
 class Deployer:
@@ -1457,6 +1625,7 @@ class Deployer:
         self.last_seen = {}  # app id -> the app (None: gone) as Marathon last showed it
         self.writes_failing_since = None  # when the writes failing in a row began to fail
         self.just_wrote = False  # the app was created and zdd paused after it: the swap's first wait is done
+        self.traffic_waiting_since = None  # when a step began waiting for enough traffic to judge
         self.final_deadline = deadline
         if options.on_failure == "rollback" and options.deadline:
             # keep a third of the deadline for the way back
@@ -1750,10 +1919,13 @@ class Deployer:
         step_since = self.clock.monotonic()  # when this step started (what the progress line shows)
         ambiguous_writes = 0
         looks, last_wait = int(self.just_wrote), None  # waits since zdd's write or the wait's change; that wait
+        tally = self.traffic_baseline() if self.options.analysing else Tally()  # since the last step's writes
         while True:
             self.interrupts.check()
             self.deadline.check("deploying")
             observation = self.observe()
+            if self.options.analysing:
+                tally = tally_traffic(tally, observation, self.resolve)
             now = self.clock.monotonic()
             if observation.new_app.get("deployments"):
                 waiting_since = None
@@ -1782,6 +1954,9 @@ class Deployer:
                 logger.info("Hybrid deployment in place: new %s, old %s", summarise(observation.new_app),
                             summarise(observation.old_app))
                 return ExitCode.OK
+            if (step.scale_to is not None or step.delete_old) and not self.gate(observation, step, tally):
+                self.sleep(self.options.step_delay)
+                continue
             try:
                 if step.delete_old:
                     self.steps += 1
@@ -1798,6 +1973,7 @@ class Deployer:
                 self.write_failed(exc, ambiguous_writes)
             waiting_since = None
             step_since = self.clock.monotonic()
+            tally = new_window(tally)
             self.steps += 1
             looks, last_wait = 1, None  # the pause after the write was the first wait
 
@@ -1830,6 +2006,62 @@ class Deployer:
             return
         logger.warning("%s; reading Marathon again before deciding", exc)
 
+    def traffic_baseline(self):
+        """The tally's starting point: every marathon-lb's counters read now, before the first step."""
+        try:
+            observation = self.observe()
+        except MarathonFailed as exc:  # the loop reads again; its first poll is the baseline then
+            logger.warning("no traffic baseline before the first step (%s): step 1 counts from its first poll", exc)
+            return Tally()
+        lbs = observation.lbs or self.lbs.observe(self.backend(observation.new_app))
+        return tally_traffic(Tally(), dataclasses.replace(observation, lbs=lbs), self.resolve)
+
+    def gate(self, observation, step, tally):
+        """Before a scale-up or the delete: judge the step's traffic, then run --step-check; False: wait for traffic."""
+        options, new_app, old_app = self.options, observation.new_app, observation.old_app
+        if options.analysing:
+            names = (colour_of(new_app) or new_app["id"], colour_of(old_app) or old_app["id"])
+            verdict = judge_traffic(tally.new, tally.baseline, options.analysis_min_requests, options.max_error_rate,
+                                    options.max_response_time, names)
+            self.report_analysis(names, tally, verdict)
+            if verdict.outcome == "fail":
+                raise CheckFailed(f"the analysis stopped the release at step {self.steps + 1}: {verdict.reason}")
+            if verdict.outcome == "inconclusive" and options.analysis_inconclusive == "fail":
+                raise CheckFailed(f"the analysis could not judge step {self.steps + 1} (--analysis-inconclusive "
+                                  f"fail): {verdict.reason}")
+            if verdict.outcome == "inconclusive" and options.analysis_inconclusive == "wait":
+                now = self.clock.monotonic()
+                if self.traffic_waiting_since is None:
+                    self.traffic_waiting_since = now
+                if now - self.traffic_waiting_since < options.max_wait:
+                    self.events.emit("waiting", reason=f"traffic to judge: {verdict.reason}",
+                                     waited_s=round(now - self.traffic_waiting_since, 3),
+                                     next_poll_s=options.step_delay)
+                    return False
+        self.traffic_waiting_since = None
+        if options.step_check:
+            # before the delete, the tasks that go are all the old app's
+            tasks = [task["id"] for task in old_app.get("tasks") or []] if step.delete_old else step.kill
+            self.run_command("step check", options.step_check, old_app, tasks, new_app, CheckFailed,
+                             "the deployment stops")
+        return True
+
+    def report_analysis(self, names, tally, verdict):
+        """The analysis of one step: a progress line and an ``analysis`` event."""
+        colours = {}
+        for role, name, traffic in (("new", names[0], tally.new), ("old", names[1], tally.baseline)):
+            rtime_ms = traffic.rtime_ms
+            colours[name] = {"role": role, "requests": traffic.requests, "failures": traffic.failures,
+                             "rate": round(traffic.rate, 4),
+                             "rtime_ms": None if rtime_ms is None else round(rtime_ms, 1)}
+        figures = ", ".join(f"{name} {c['requests']} requests {c['failures']} failed ({c['rate']:.1%})"
+                            + ("" if c["rtime_ms"] is None else f" {c['rtime_ms']:.0f} ms")
+                            for name, c in colours.items())
+        log = logger.warning if verdict.outcome != "pass" else logger.info
+        log("step %d analysis: %s: %s (%s)", self.steps + 1, figures, verdict.outcome, verdict.reason)
+        self.events.emit("analysis", step=self.steps + 1, verdict=verdict.outcome, reason=verdict.reason,
+                         colours=colours)
+
     def act(self, observation, step):
         new_app, old_app = observation.new_app, observation.old_app
         if step.kill:
@@ -1861,19 +2093,22 @@ class Deployer:
         self.events.emit("deleted", app=app_id)
 
     def run_hook(self, old_app, task_ids, new_app):
-        hook = self.options.pre_kill_hook
-        if not hook:
-            return
-        logger.info("Calling the pre-kill hook %s", hook)
-        argv = [hook, json.dumps(old_app), json.dumps(list(task_ids)), json.dumps(new_app)]
+        if self.options.pre_kill_hook:
+            self.run_command("pre-kill hook", self.options.pre_kill_hook, old_app, task_ids, new_app, HookRefused,
+                             "not killing any task")
+
+    def run_command(self, what, command, old_app, task_ids, new_app, failure, refusal):
+        """Run a hook or check with the old app, the task ids and the new app as JSON; ``failure`` unless it exits 0."""
+        logger.info("Calling the %s %s", what, command)
+        argv = [command, json.dumps(old_app), json.dumps(list(task_ids)), json.dumps(new_app)]
         try:
             result = subprocess.run(argv, timeout=self.deadline.bound(HOOK_TIMEOUT_S), check=False)
         except subprocess.TimeoutExpired:
-            raise HookRefused(f"the pre-kill hook {hook} did not finish in time") from None
+            raise failure(f"the {what} {command} did not finish in time") from None
         except OSError as exc:
-            raise HookRefused(f"the pre-kill hook {hook} could not run: {exc.strerror}") from None
+            raise failure(f"the {what} {command} could not run: {exc.strerror}") from None
         if result.returncode != 0:
-            raise HookRefused(f"the pre-kill hook {hook} exited with {result.returncode}: not killing any task")
+            raise failure(f"the {what} {command} exited with {result.returncode}: {refusal}")
 
     def report(self, observation, step, waited_s):
         """One progress line per poll, and a poll event; ``waited_s``: how long this step has waited so far."""
@@ -2566,6 +2801,19 @@ def build_parser():
     add("--watch", action="store_true", help="with --status: show it again every --step-delay until Ctrl-C")
     add("--min-step-interval", type=_non_negative(float), default=0.0,
         help="least seconds from one step's writes to the next step's, e.g. a bake time (0: as soon as ready)")
+    add("--max-error-rate", metavar="R", type=_non_negative(float), default=None,
+        help="fail the release when, at a step, more than this share (0 to 1) of the new colour's requests "
+        "failed (5xx, response or connection errors) and more than the old colour's (exit 15)")
+    add("--analysis-min-requests", metavar="N", type=_non_negative(int), default=DEFAULT_ANALYSIS_MIN_REQUESTS,
+        help="requests to the new colour a step needs before the analysis judges it")
+    add("--max-response-time", metavar="MS", type=_non_negative(float), default=None,
+        help="fail the release when the new colour's mean HAProxy response time (rtime, ms) at a step is above "
+        "this and above the old colour's (exit 15)")
+    add("--analysis-inconclusive", choices=INCONCLUSIVE_CHOICES, default="continue",
+        help="a step with too few requests to judge: go on, wait up to --max-wait for them, or fail (exit 15)")
+    add("--step-check", metavar="CMD",
+        help="executable run before each scale-up of the new app and before the old app is deleted, "
+        "with the pre-kill hook's 3 JSON arguments; a non-zero exit fails the release (exit 15)")
     return parser
 
 
@@ -2681,6 +2929,10 @@ def parse_options(argv, environ=None):
     dcos = _dcos_credentials(args.dcos_auth_credentials) if args.dcos_auth_credentials else None
     if args.pre_kill_hook and not (os.path.isfile(args.pre_kill_hook) and os.access(args.pre_kill_hook, os.X_OK)):
         raise InvalidArgs(f"the pre-kill hook {args.pre_kill_hook} is not an executable file")
+    if args.step_check and not (os.path.isfile(args.step_check) and os.access(args.step_check, os.X_OK)):
+        raise InvalidArgs(f"the step check {args.step_check} is not an executable file")
+    if args.max_error_rate is not None and args.max_error_rate > 1:
+        raise InvalidArgs(f"--max-error-rate is a share from 0 to 1, not {args.max_error_rate:g}")
     if args.marathon_ca_cert and not os.path.isfile(args.marathon_ca_cert):
         raise InvalidArgs(f"the CA bundle {args.marathon_ca_cert} does not exist")
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(Options) if hasattr(args, f.name)}

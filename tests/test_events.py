@@ -24,6 +24,7 @@ SCHEMA = {
     "killed": {"app": str, "tasks": list, "forced": bool},
     "scaled": {"app": str, "instances": int},
     "deleted": {"app": str},
+    "analysis": {"step": int, "verdict": str, "reason": str, "colours": dict},
     "rollback": {"reason": str, "restore": str, "remove": str, "target": int},
     "rolled_back": {"app": str, "duration_s": NUMBER},
     "error": {"message": str, "exit_code": int},

@@ -119,3 +119,15 @@ def test_close_kills_every_task(sandbox):
     assert all(launcher.is_gone("t%d" % index) for index in range(3))
     assert processes_matching(launcher.tag) == []
     assert os.getpid() not in processes_matching(launcher.tag)
+
+
+def test_error_rate_label_fails_that_share_of_requests_but_never_the_health_check(sandbox):
+    launcher = sandbox.launcher
+    placement = launcher.launch(app("green", SIM_ERROR_RATE=0.2), "nginx-green.e", False, [80])
+    wait_healthy(launcher, "nginx-green.e")
+    statuses = [get("127.0.0.1", placement.ports[0])[0] for _ in range(50)]
+    assert statuses.count(503) == 10 and statuses.count(200) == 40
+    assert statuses[:5] == [200, 200, 200, 200, 503]  # spread evenly: every fifth
+    assert all(get("127.0.0.1", placement.ports[0], "/health")[0] == 200 for _ in range(10))
+    status, colour, _ = get("127.0.0.1", placement.ports[0])
+    assert colour == "green"  # a failed answer still says which colour gave it

@@ -21,6 +21,9 @@ polls ago), ``stats_failure`` / ``pids_failure`` (``None``, ``"garbage"``,
 answered: getpids lists an extra PID for ``seconds`` of the
 simulator's clock; the answered stats are the new worker's, no sessions on a
 server it has put in MAINT, while the old worker may still route to it).
+``serve_traffic(requests_per_s, error_rate, rtime_ms)`` (per-server counters
+that grow with the simulator's clock and restart at 0 whenever the rendered
+config changes, as a reloaded HAProxy worker's do).
 """
 
 import http.server
@@ -70,9 +73,14 @@ def _row(values):
     return ",".join(str(values.get(column, "")) for column in COLUMNS) + ","
 
 
-def render_stats_csv(services, sessions=None):
-    """HAProxy 2.6's ``;csv`` page for ``services`` (``sessions``: server name -> (scur, qcur))."""
+def render_stats_csv(services, sessions=None, counters=None):
+    """HAProxy 2.6's ``;csv`` page for ``services``.
+
+    ``sessions``: server name -> (scur, qcur); ``counters``: server name ->
+    {column: value} for the per-server counters (stot, hrsp_5xx, rtime, ...).
+    """
     sessions = sessions or {}
+    counters = counters or {}
     lines = [HAPROXY26_HEADER]
     proxies = [("stats", "http", ())] + [(service.name, service.mode, service) for service in services]
     for iid, (name, mode, service) in enumerate(proxies, start=1):
@@ -84,6 +92,7 @@ def render_stats_csv(services, sessions=None):
             row = _template("server")
             scur, qcur = sessions.get(server.name, (0, 0))
             row.update(pxname=name, svname=server.name, iid=iid, sid=sid, scur=scur, qcur=qcur, mode=mode)
+            row.update(counters.get(server.name, {}))
             if server.draining:
                 row["status"] = "MAINT"
             elif service.checked:
@@ -128,6 +137,11 @@ class FakeMarathonLB:
         self._sessions = {}
         self._history = []
         self._last_alive = {}
+        self._traffic = None  # (requests per second per server, {app id: error share}, {app id: rtime ms})
+        self._served = {}  # server name -> [requests, failures] counted by the current "worker"
+        self._config = None  # the servers (and their draining) the current worker was started with
+        self._counted_at = None
+        self.reloads = 0
         self._lock = threading.Lock()
         self._server = None
         self._thread = None
@@ -171,6 +185,44 @@ class FakeMarathonLB:
         with self._lock:
             reloading = self._reload_until is not None and self.sim.clock.monotonic() < self._reload_until
         return list(self.pids) + list(self.extra_pids) + ([4099] if reloading else [])
+    def serve_traffic(self, requests_per_s, error_rate=None, rtime_ms=None):
+        """Count traffic: each routed server serves ``requests_per_s`` (on the simulator's clock).
+
+        ``error_rate`` ({app id: share}) of an app's requests answer 5xx;
+        ``rtime_ms`` ({app id: ms}) is its servers' rtime. A server in MAINT
+        gets no new requests. The counters restart at 0 when the rendered
+        config changes: marathon-lb reloads HAProxy, and the new worker counts
+        from zero.
+        """
+        with self._lock:
+            self._traffic = (requests_per_s, dict(error_rate or {}), dict(rtime_ms or {}))
+
+    def _count_traffic(self, services):
+        now = self.sim.clock.monotonic()
+        config = tuple((service.name, tuple((server.name, server.draining) for server in service.servers))
+                       for service in services)
+        elapsed_s = 0.0 if self._counted_at is None else now - self._counted_at
+        self._counted_at = now
+        if config != self._config:
+            # a reload since the last poll; the new worker is taken to have started just after that poll
+            if self._config is not None:
+                self.reloads += 1
+            self._config, self._served = config, {}
+        if self._traffic is None:
+            return {}
+        requests_per_s, error_rate, rtime_ms = self._traffic
+        counters = {}
+        for service in services:
+            for server in service.servers:
+                served = self._served.setdefault(server.name, [0.0, 0.0])
+                if not server.draining:
+                    served[0] += requests_per_s * elapsed_s
+                    served[1] += requests_per_s * elapsed_s * error_rate.get(server.app_id, 0.0)
+                requests, failures = int(served[0]), int(served[1])
+                counters[server.name] = {"stot": requests, "lbtot": requests, "hrsp_5xx": failures,
+                                         "hrsp_2xx": requests - failures,
+                                         "rtime": int(rtime_ms.get(server.app_id, 0)) if requests else 0}
+        return counters
 
     def services(self):
         """The services marathon-lb would render right now."""
@@ -180,7 +232,8 @@ class FakeMarathonLB:
         """One stats poll: the current view (or a lagging one), as CSV text."""
         with self._lock:
             self.stats_polls += 1
-            self._history.append(render_stats_csv(self.services(), dict(self._sessions)))
+            services = self.services()
+            self._history.append(render_stats_csv(services, dict(self._sessions), self._count_traffic(services)))
             del self._history[:-(max(0, self.lag) + 1)]
             return self._history[0]
 

@@ -1,7 +1,11 @@
 """Real task processes for the sandbox: a tiny HTTP server per Marathon task.
 
 ``python -m tests.sandbox.tasks serve --ip 127.0.0.1 --port P --app /nginx-green
---colour green --task-id ID`` runs one task. ``ProcessLauncher`` starts and
+--colour green --task-id ID`` runs one task. Fault knobs, read from the app's
+labels so that they belong to one colour (one app version): SIM_SLOW_MS
+delays every answer, SIM_ERROR_RATE (a share, 0 to 1) answers that share of
+the requests with a 503, spread evenly (every fifth one for 0.2); the health
+path is never slowed or failed, so Marathon's health checks pass. ``ProcessLauncher`` starts and
 stops such processes for the Marathon simulator, each in its own session, so
 that killing a task kills its whole process group and nothing outlives the
 launcher.
@@ -28,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LABEL_COLOUR = "HAPROXY_DEPLOYMENT_COLOUR"
 LABEL_START_DELAY_S = "SIM_START_DELAY_S"
 LABEL_SLOW_MS = "SIM_SLOW_MS"
+LABEL_ERROR_RATE = "SIM_ERROR_RATE"
 LABEL_HEALTHY = "SIM_HEALTHY"
 
 HEALTH_PATH = "/health"
@@ -45,11 +50,13 @@ class _TaskServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, address, app_id, colour, task_id, slow_ms):
+    def __init__(self, address, app_id, colour, task_id, slow_ms, error_rate=0.0):
         self.app_id = app_id
         self.colour = colour
         self.task_id = task_id
         self.slow_s = slow_ms / 1000.0
+        self.error_rate = error_rate
+        self.answered = 0  # requests answered outside the health path, for the error knob
         self.stopping = threading.Event()
         self.in_flight = 0
         self.in_flight_lock = threading.Lock()
@@ -65,12 +72,19 @@ class _TaskHandler(http.server.BaseHTTPRequestHandler):
         with server.in_flight_lock:
             server.in_flight += 1
         try:
-            if server.slow_s and self.path != HEALTH_PATH:
-                time.sleep(server.slow_s)
+            failing = False
+            if self.path != HEALTH_PATH:
+                with server.in_flight_lock:
+                    count = server.answered
+                    server.answered += 1
+                # the requests whose running share of failures reaches a new whole number fail
+                failing = int((count + 1) * server.error_rate) > int(count * server.error_rate)
+                if server.slow_s:
+                    time.sleep(server.slow_s)
             body = json.dumps(
                 {"app": server.app_id, "colour": server.colour, "task": server.task_id, "path": self.path}
             ).encode() + b"\n"
-            self.send_response(200)
+            self.send_response(503 if failing else 200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("X-Colour", server.colour)
@@ -90,7 +104,7 @@ class _TaskHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def serve(ip, port, app_id, colour, task_id, start_delay_s=0.0, slow_ms=0):
+def serve(ip, port, app_id, colour, task_id, start_delay_s=0.0, slow_ms=0, error_rate=0.0):
     """Run one task until SIGTERM (or its parent dies), then drain and return."""
     parent_pid = os.getppid()
     stop_requested = threading.Event()
@@ -98,7 +112,7 @@ def serve(ip, port, app_id, colour, task_id, start_delay_s=0.0, slow_ms=0):
     signal.signal(signal.SIGINT, lambda signum, frame: stop_requested.set())
     if stop_requested.wait(start_delay_s):
         return
-    server = _TaskServer((ip, port), app_id, colour, task_id, slow_ms)
+    server = _TaskServer((ip, port), app_id, colour, task_id, slow_ms, error_rate)
     accept_thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     accept_thread.start()
     # An orphaned task stops by itself: the launcher may have been SIGKILLed.
@@ -202,6 +216,7 @@ class ProcessLauncher:
         colour = labels.get(LABEL_COLOUR, "none")
         start_delay_s = float(labels.get(LABEL_START_DELAY_S, 0) or 0)
         slow_ms = int(float(labels.get(LABEL_SLOW_MS, 0) or 0))
+        error_rate = float(labels.get(LABEL_ERROR_RATE, 0) or 0)
         health_path = HEALTH_PATH
         for check in app.get("healthChecks") or []:
             if check.get("path"):
@@ -222,6 +237,7 @@ class ProcessLauncher:
                 sys.executable, "-m", "tests.sandbox.tasks", "serve",
                 "--ip", ip, "--port", str(port), "--app", app["id"], "--colour", colour,
                 "--task-id", task_id, "--start-delay", str(start_delay_s), "--slow-ms", str(slow_ms),
+                "--error-rate", str(error_rate),
                 "--tag", self.tag,
             ]
             env = dict(os.environ)
@@ -313,10 +329,12 @@ def main(argv=None):
     serve_parser.add_argument("--task-id", required=True)
     serve_parser.add_argument("--start-delay", type=float, default=0.0, help="seconds before binding")
     serve_parser.add_argument("--slow-ms", type=int, default=0, help="milliseconds added to each response")
+    serve_parser.add_argument("--error-rate", type=float, default=0.0,
+                              help="share of the requests (0 to 1) answered 503, spread evenly")
     serve_parser.add_argument("--tag", default="", help="free text, lets tests find their processes")
     options = parser.parse_args(argv)
     serve(options.ip, options.port, options.app, options.colour, options.task_id,
-          options.start_delay, options.slow_ms)
+          options.start_delay, options.slow_ms, options.error_rate)
     return 0
 
 
