@@ -4,6 +4,9 @@ import json
 
 import pytest
 
+from tests.sandbox.clock import RealClock
+from tests.sandbox.fakelb import FakeMarathonLB
+from tests.sandbox.marathon import MarathonSim, RecordLauncher
 from tests.sandbox.world import World, load_fixture
 
 
@@ -39,3 +42,16 @@ def app_file(tmp_path):
         return str(path)
 
     return write
+
+
+@pytest.fixture
+def real_world():
+    """(simulator, fake marathon-lb) on the real clock, for zdd run as a real process; stopped at teardown."""
+    clock = RealClock()
+    sim = MarathonSim(clock=clock, launcher=RecordLauncher(clock)).start()
+    lb = FakeMarathonLB(sim).start()
+    try:
+        yield sim, lb
+    finally:
+        lb.stop()
+        sim.stop()

@@ -24,10 +24,7 @@ from pathlib import Path
 import pytest
 
 import zdd
-from tests.sandbox.clock import RealClock
 from tests.sandbox.cluster import zdd_command
-from tests.sandbox.fakelb import FakeMarathonLB
-from tests.sandbox.marathon import MarathonSim, RecordLauncher
 from tests.sandbox.world import load_fixture
 from tests.test_swap import SEQUENCE_3, seed_blue, writes, zdd_labels
 
@@ -189,18 +186,6 @@ def test_no_live_view_off_a_terminal_or_with_json(world, app_path, monkeypatch, 
 
 
 # --- through a pseudo-terminal --------------------------------------------------------------------
-
-
-@pytest.fixture
-def real_world():
-    clock = RealClock()
-    sim = MarathonSim(clock=clock, launcher=RecordLauncher(clock)).start()
-    lb = FakeMarathonLB(sim).start()
-    try:
-        yield sim, lb
-    finally:
-        lb.stop()
-        sim.stop()
 
 
 def quick_app():

@@ -15,25 +15,10 @@ from pathlib import Path
 import pytest
 
 import zdd
-from tests.sandbox.clock import RealClock
-from tests.sandbox.fakelb import FakeMarathonLB
-from tests.sandbox.marathon import MarathonSim, RecordLauncher
 from tests.sandbox.world import load_fixture
 from tests.test_swap import zdd_labels
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def real_world():
-    clock = RealClock()
-    sim = MarathonSim(clock=clock, launcher=RecordLauncher(clock)).start()
-    lb = FakeMarathonLB(sim).start()
-    try:
-        yield sim, lb
-    finally:
-        lb.stop()
-        sim.stop()
 
 
 def wait_for(predicate, timeout_s=20):
