@@ -109,9 +109,11 @@ def _run_counted(cluster, app_path, step_delay_s):
         for proxy in [marathon, *lbs]:
             proxy.stop()
     counts = {"marathon": marathon.requests,
+              "marathon_connections": marathon.connections,
               "lb_getpids": [proxy.paths[zdd.PIDS_PATH] for proxy in lbs],
               "lb_stats": [proxy.paths[zdd.STATS_PATH] for proxy in lbs],
-              "lb_requests": [proxy.requests for proxy in lbs]}
+              "lb_requests": [proxy.requests for proxy in lbs],
+              "lb_connections": [proxy.connections for proxy in lbs]}
     return result, counts
 
 

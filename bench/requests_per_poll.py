@@ -8,49 +8,28 @@ to Marathon and to each marathon-lb through a counting TCP proxy
 
 import json
 import tempfile
-import urllib.parse
 
-from bench.proxy import CountingProxy
-from tests.sandbox.cluster import Cluster, zdd_command
+from bench.deploy_time import _run_counted
+from tests.sandbox.cluster import Cluster
 
 INSTANCES = 10
 LBS = 2
-
-
-GETPIDS_PATH = "/_haproxy_getpids"
-STATS_PATH = "/haproxy?stats;csv"
-
-
-def _proxy_for(url):
-    parts = urllib.parse.urlsplit(url)
-    return CountingProxy(parts.hostname, parts.port).start()
 
 
 def measure(step_delay_s=1.0):
     with tempfile.TemporaryDirectory(prefix="zdd-bench-") as workdir, \
             Cluster(workdir, lbs=LBS, keep_alive=True) as cluster:
         cluster.deploy_first(INSTANCES)
-        marathon = _proxy_for(cluster.sim.url)
-        lbs = [_proxy_for(lb.url) for lb in cluster.lbs]
-        try:
-            argv = cluster.zdd_argv(cluster.write_app(cluster.app(INSTANCES)), "--output", "json",
-                                    step_delay_s=step_delay_s)
-            start = len(zdd_command())  # "python -m zdd" has a -m of its own
-            argv[argv.index("-m", start) + 1] = marathon.url
-            argv[argv.index("-l", start) + 1] = ",".join(proxy.url for proxy in lbs)
-            result = cluster.run(argv, timeout_s=600)
-        finally:
-            for proxy in [marathon, *lbs]:
-                proxy.stop()
+        result, counts = _run_counted(cluster, cluster.write_app(cluster.app(INSTANCES)), step_delay_s)
     if result.returncode != 0:
         raise RuntimeError("zdd failed:\n" + result.stderr[-2000:])
     events = [json.loads(line) for line in result.stdout.splitlines()]
     return {"polls": sum(1 for e in events if e["event"] == "poll"),
             "lb_polls": sum(1 for e in events if e["event"] == "poll" and e["lbs"]),
             "writes": sum(1 for e in events if e["event"] in ("created", "killed", "scaled", "deleted")),
-            "marathon": (marathon.requests, marathon.connections),
-            "lbs": [(proxy.requests, proxy.connections, proxy.paths[GETPIDS_PATH], proxy.paths[STATS_PATH])
-                    for proxy in lbs],
+            "marathon": (counts["marathon"], counts["marathon_connections"]),
+            "lbs": list(zip(counts["lb_requests"], counts["lb_connections"], counts["lb_getpids"],
+                            counts["lb_stats"])),
             "duration_s": events[-1]["duration_s"]}
 
 
