@@ -196,6 +196,15 @@ def quick_app():
     return app
 
 
+def seed_blue_and_app(sim, tmp_path):
+    """Blue running 3 quick instances, and the app JSON for green; returns the JSON's path."""
+    sim.add_app(dict(quick_app(), id="/nginx-blue", instances=3,
+                     labels=dict(quick_app()["labels"], **zdd_labels("blue", 10000, 3, "2025-06-01T10:00:00"))))
+    path = tmp_path / "app.json"
+    path.write_text(json.dumps(quick_app()))
+    return path
+
+
 def run_on_pty(argv, columns=100, rows=40, until=None, answer=None, timeout_s=60):
     """Run ``argv`` with stdin, stdout and stderr on a new pseudo-terminal; returns (exit code, bytes shown).
 
@@ -242,10 +251,7 @@ def run_on_pty(argv, columns=100, rows=40, until=None, answer=None, timeout_s=60
 
 def test_a_deployment_on_a_pseudo_terminal(real_world, tmp_path):
     sim, lb = real_world
-    sim.add_app(dict(quick_app(), id="/nginx-blue", instances=3,
-                     labels=dict(quick_app()["labels"], **zdd_labels("blue", 10000, 3, "2025-06-01T10:00:00"))))
-    path = tmp_path / "app.json"
-    path.write_text(json.dumps(quick_app()))
+    path = seed_blue_and_app(sim, tmp_path)
     argv = [*zdd_command(), "-m", sim.url, "-l", lb.url, "-j", str(path), "-f", *QUIET, "-s", "0.1"]
     code, raw = run_on_pty(argv)
     assert code == 0, raw
@@ -264,10 +270,7 @@ def test_a_deployment_on_a_pseudo_terminal(real_world, tmp_path):
 
 def test_status_watch_on_a_pseudo_terminal_redraws_until_ctrl_c(real_world, tmp_path):
     sim, lb = real_world
-    sim.add_app(dict(quick_app(), id="/nginx-blue", instances=3,
-                     labels=dict(quick_app()["labels"], **zdd_labels("blue", 10000, 3, "2025-06-01T10:00:00"))))
-    path = tmp_path / "app.json"
-    path.write_text(json.dumps(quick_app()))
+    path = seed_blue_and_app(sim, tmp_path)
     argv = [*zdd_command(), "-m", sim.url, "-l", lb.url, "-j", str(path), *QUIET, "--status", "--watch", "-s", "0.1"]
     code, raw = run_on_pty(argv, until=lambda text: len(REDRAW.findall(text)) >= 3)
     assert code == zdd.ExitCode.INTERRUPTED, raw
@@ -281,10 +284,7 @@ def test_status_watch_on_a_pseudo_terminal_redraws_until_ctrl_c(real_world, tmp_
 
 def test_prompts_on_a_pseudo_terminal_are_never_drawn_over(real_world, tmp_path):
     sim, lb = real_world
-    sim.add_app(dict(quick_app(), id="/nginx-blue", instances=3,
-                     labels=dict(quick_app()["labels"], **zdd_labels("blue", 10000, 3, "2025-06-01T10:00:00"))))
-    path = tmp_path / "app.json"
-    path.write_text(json.dumps(quick_app()))
+    path = seed_blue_and_app(sim, tmp_path)
     argv = [*zdd_command(), "-m", sim.url, "-l", lb.url, "-j", str(path), *QUIET, "-s", "0.1"]
     code, raw = run_on_pty(argv, answer="y")
     assert code == 0, raw
@@ -299,10 +299,7 @@ def test_prompts_on_a_pseudo_terminal_are_never_drawn_over(real_world, tmp_path)
 def test_a_view_taller_than_the_terminal_is_cut_to_fit(real_world, tmp_path):
     """Cursor-up stops at the top line: a block taller than the screen could not be redrawn in place."""
     sim, lb = real_world
-    sim.add_app(dict(quick_app(), id="/nginx-blue", instances=3,
-                     labels=dict(quick_app()["labels"], **zdd_labels("blue", 10000, 3, "2025-06-01T10:00:00"))))
-    path = tmp_path / "app.json"
-    path.write_text(json.dumps(quick_app()))
+    path = seed_blue_and_app(sim, tmp_path)
     argv = [*zdd_command(), "-m", sim.url, "-l", ",".join([lb.url] * 4), "-j", str(path), *QUIET, "--status",
             "--watch", "-s", "0.1"]
     code, raw = run_on_pty(argv, rows=12, until=lambda text: len(REDRAW.findall(text)) >= 3)
