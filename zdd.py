@@ -217,15 +217,29 @@ class MarathonUnavailable(MarathonFailed):
     """Marathon did not answer, or answered 5xx: once the new app exists, zdd waits for it."""
 
 
-class CreateFailed(ZddError):
+class WriteFailed(ZddError):
+    """A Marathon write that failed; ``outcome`` says whether Marathon may have acted on it.
+
+    ``"maybe"``: it may have been done (no answer after sending, or a 5xx):
+    read the state again and decide again. ``"unsent"``: it never reached
+    Marathon. None: Marathon refused it (a clear 4xx), or asking again cannot
+    help (the name does not resolve, TLS).
+    """
+
+    def __init__(self, message, hint=None, outcome=None):
+        super().__init__(message, hint)
+        self.outcome = outcome
+
+
+class CreateFailed(WriteFailed):
     exit_code = ExitCode.CREATE_FAILED
 
 
-class DeleteFailed(ZddError):
+class DeleteFailed(WriteFailed):
     exit_code = ExitCode.DELETE_FAILED
 
 
-class ScaleFailed(ZddError):
+class ScaleFailed(WriteFailed):
     exit_code = ExitCode.SCALE_FAILED
 
 
@@ -374,22 +388,37 @@ class Plan:
 
 @dataclasses.dataclass(frozen=True)
 class Observation:
+    """One poll: both apps as Marathon showed them, every marathon-lb's view, the tasks' server names.
+
+    ``names`` maps each task id of both apps to its HAProxy server name (None:
+    it cannot have one), resolved once when observing: the decisions do no DNS.
+    """
+
     new_app: dict
     old_app: dict
     lbs: tuple = ()
     marathon_wait_s: float = 0.0  # how long reading Marathon for it waited out an outage
+    names: dict = dataclasses.field(default_factory=dict, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
 class Step:
-    """What to do after one observation."""
+    """What to do after one observation, in a swap or in a rollback.
+
+    In a rollback the observation's new app is the one restored and its old
+    app the failed one: ``scale_to`` scales the restored app, ``delete_old``
+    deletes the failed one.
+    """
 
     wait: str = None
     draining: bool = False  # the wait is only for HAProxy to drain sessions (bounded by --max-wait)
     lb_failed: bool = False  # the wait is for a marathon-lb that does not answer
+    bounded: bool = True  # the wait counts towards --max-wait (False: it starts again after it)
+    read_lbs: bool = False  # read every marathon-lb, then decide again
     kill: tuple = ()
-    scale_to: int = None
-    delete_old: bool = False
+    scale_to: int = None  # the new (or restored) app's instances
+    hand_over: bool = False  # rollback: scale the restored app up one and back (Deployer.hand_over)
+    delete_old: bool = False  # delete the old (or failed) app
     done: bool = False
     forced: bool = False  # --max-wait passed: killing tasks that are MAINT but maybe not drained
 
@@ -685,6 +714,24 @@ def task_server_name(app, task, resolve):
     return server_name(host, ip, port)
 
 
+def name_tasks(apps, resolve):
+    """{task id: server name or None} for every task of ``apps``; each host name is resolved once."""
+    addresses = {}
+
+    def once(host):
+        if host not in addresses:
+            addresses[host] = resolve(host)
+        return addresses[host]
+
+    return {task["id"]: task_server_name(app, task, once) for app in apps if app for task in app.get("tasks") or []}
+
+
+def named(observation, resolve):
+    """``observation`` with its tasks' server names (docs/marathon-lb.rst, 'Names')."""
+    names = name_tasks((observation.new_app, observation.old_app), resolve)
+    return dataclasses.replace(observation, names=names)
+
+
 def is_routable(app, task):
     """Whether marathon-lb puts this task in HAProxy: running and, with health checks, alive."""
     if task.get("state", "TASK_RUNNING") != "TASK_RUNNING":
@@ -736,13 +783,13 @@ def parse_stats(text, backend):
     return tuple(listeners)
 
 
-def _routable_names(app, resolve):
+def _routable_names(app, server_names):
     """{server name: task id} of the tasks marathon-lb routes to, and the count of unnamed ones."""
     names, unnamed = {}, 0
     for task in app.get("tasks") or []:
         if not is_routable(app, task):
             continue
-        name = task_server_name(app, task, resolve)
+        name = server_names.get(task["id"])
         if name is None:
             unnamed += 1
         else:
@@ -761,11 +808,11 @@ class Drain:
     maint_ids: tuple = ()  # old tasks in MAINT on every marathon-lb, drained or not
 
 
-def assess_drain(observation, plan, resolve):
+def assess_drain(observation, plan):
     """Check the marathon-lb instances against Marathon (docs/behaviour.rst, 'The swap loop', step 2)."""
     new_app, old_app = observation.new_app, observation.old_app
-    new_names, new_unnamed = _routable_names(new_app, resolve)
-    old_names, old_unnamed = _routable_names(old_app, resolve)
+    new_names, new_unnamed = _routable_names(new_app, observation.names)
+    old_names, old_unnamed = _routable_names(old_app, observation.names)
     expected = set(new_names) | set(old_names)
     lbs = observation.lbs
     answered = all(lb.listeners is not None for lb in lbs)
@@ -800,7 +847,7 @@ def assess_drain(observation, plan, resolve):
     return Drain(drained_ids=drained_ids, maint_ids=maint_ids)
 
 
-def old_app_unrouted(observation, plan, resolve):
+def old_app_unrouted(observation, plan):
     """Whether the old app can be deleted at once: no marathon-lb routes any of its tasks.
 
     That is when none of them ever became healthy (e.g. --complete-prev after
@@ -810,11 +857,11 @@ def old_app_unrouted(observation, plan, resolve):
     new_app, old_app, lbs = observation.new_app, observation.old_app, observation.lbs
     if plan.hybrid_goal or new_app.get("instances", 0) != plan.target or not lbs or _lb_problem(lbs) is not None:
         return False
-    new_names, new_unnamed = _routable_names(new_app, resolve)
-    old_routable, old_unnamed = _routable_names(old_app, resolve)
+    new_names, new_unnamed = _routable_names(new_app, observation.names)
+    old_routable, old_unnamed = _routable_names(old_app, observation.names)
     if new_unnamed or old_unnamed or old_routable or len(new_names) < plan.target:
         return False
-    old_names = {task_server_name(old_app, task, resolve) for task in old_app.get("tasks") or []}
+    old_names = {observation.names.get(task["id"]) for task in old_app.get("tasks") or []}
     for lb in lbs:
         listed = {listener.svname for listener in lb.listeners}
         up = {listener.svname for listener in lb.listeners if listener.up}
@@ -833,7 +880,7 @@ def _lb_problem(lbs):
     return None
 
 
-def assess_restore(observation, target, resolve):
+def assess_restore(observation, target):
     """During a rollback: why the failed app cannot be deleted yet, as (reason, draining), or (None, False).
 
     ``observation.new_app`` is the app being restored, ``old_app`` the failed
@@ -849,13 +896,13 @@ def assess_restore(observation, target, resolve):
     problem = _lb_problem(observation.lbs)
     if problem is not None:
         return problem[0], False
-    restored, _ = _routable_names(restored_app, resolve)
+    restored, _ = _routable_names(restored_app, observation.names)
     if len(restored) < target:
         return f"{len(restored)} of {target} restored instances running and healthy", False
     for lb in observation.lbs:
         if not set(restored) <= {listener.svname for listener in lb.listeners}:
             return f"marathon-lb {lb.url} does not list every restored task yet", False
-    failed, _ = _routable_names(failed_app, resolve)
+    failed, _ = _routable_names(failed_app, observation.names)
     listed = {listener.svname for lb in observation.lbs for listener in lb.listeners}
     drained = _on_every_lb(observation.lbs, lambda listener: listener.drained)
     draining = (set(failed) & listed) - drained
@@ -864,10 +911,29 @@ def assess_restore(observation, target, resolve):
     return None, False
 
 
-def restore_deletes(reason, draining, waiting_since, now, max_wait_s):
-    """During a rollback: whether this poll deletes the failed app (nothing to wait for, or drained past --max-wait)."""
-    since = waiting_since if draining and waiting_since is not None else now
-    return reason is None or draining and now - since >= max_wait_s
+def decide_rollback(observation, target, waited_s, max_wait_s, handed_over):
+    """The next step of a rollback (docs/behaviour.rst, 'Rolling back'), from one observation.
+
+    ``observation.new_app`` is the app restored, ``old_app`` the failed one
+    (None: gone, the rollback is done). ``waited_s``: how long the failed app
+    has been draining; ``handed_over``: the hand-over scale was made.
+    """
+    restored, failed = observation.new_app, observation.old_app
+    if restored.get("instances", 0) < target:
+        return Step(scale_to=target)
+    if failed is None:
+        return Step(done=True)
+    deploying = bool(restored.get("deployments"))
+    if not handed_over and not deploying and needs_handover(observation):
+        return Step(hand_over=True)
+    if observation.lbs is None and not deploying:
+        return Step(read_lbs=True)
+    reason, draining = assess_restore(observation, target)
+    if reason is None:
+        return Step(delete_old=True)
+    if draining and waited_s >= max_wait_s:
+        return Step(delete_old=True, forced=True)
+    return Step(wait=reason, draining=draining, bounded=draining)
 
 
 def lb_roles(first, second):
@@ -893,9 +959,13 @@ def _last_scaling_at(app):
         return datetime.datetime.min
 
 
-def needs_handover(restored_app, failed_app, resolve):
-    """During a rollback: whether marathon-lb routes the failed app's tasks as the new app's (never draining them)."""
-    failed, _ = _routable_names(failed_app, resolve)
+def needs_handover(observation):
+    """During a rollback: whether marathon-lb routes the failed app's tasks as the new app's (never draining them).
+
+    ``observation.new_app`` is the app being restored, ``old_app`` the failed one.
+    """
+    restored_app, failed_app = observation.new_app, observation.old_app
+    failed, _ = _routable_names(failed_app, observation.names)
     return bool(failed) and lb_roles(restored_app, failed_app)[1] is failed_app
 
 
@@ -904,17 +974,17 @@ def _on_every_lb(lbs, predicate):
     return set.intersection(*sets) if sets else set()
 
 
-def decide(observation, plan, resolve, waited_s, max_wait_s):
+def decide(observation, plan, waited_s, max_wait_s):
     """The next step of a swap, from one observation of Marathon and every marathon-lb."""
     new_app, old_app = observation.new_app, observation.old_app
     if new_app.get("deployments"):
-        return Step(wait="the new app's Marathon deployment is in progress")
+        return Step(wait="the new app's Marathon deployment is in progress", bounded=False)
     new_count, old_count = new_app.get("instances", 0), old_app.get("instances", 0)
     if plan.hybrid_goal and new_count == plan.hybrid_goal and old_count == plan.target - plan.hybrid_goal:
         return Step(done=True)
-    if old_app_unrouted(observation, plan, resolve):
+    if old_app_unrouted(observation, plan):
         return Step(delete_old=True)
-    drain = assess_drain(observation, plan, resolve)
+    drain = assess_drain(observation, plan)
     kill, forced = drain.drained_ids, False
     if drain.reason is not None:
         if waited_s < max_wait_s:
@@ -998,7 +1068,7 @@ class Tally:
         return self.old if self.old.requests else self.old_before
 
 
-def tally_traffic(tally, observation, resolve):
+def tally_traffic(tally, observation):
     """The tally after one more poll: what each server served since the last one, added to its colour.
 
     The first poll of a marathon-lb is only a baseline. Counters are per
@@ -1010,7 +1080,7 @@ def tally_traffic(tally, observation, resolve):
     roles = dict(tally.roles)
     for role, app in (("old", observation.old_app), ("new", observation.new_app)):
         for task in app.get("tasks") or []:
-            name = task_server_name(app, task, resolve)
+            name = observation.names.get(task["id"])
             if name is not None:
                 roles[name] = role
     totals = {"new": tally.new, "old": tally.old}
@@ -1123,12 +1193,33 @@ def _nothing_sent(exc):
     return isinstance(exc, requests.exceptions.ConnectionError) and _caused_by(exc, ConnectionRefusedError)
 
 
-class Deadline:
-    """The run's overall deadline on an injected monotonic clock."""
+ROLLBACK_SHARE = 1 / 3  # of --deadline, kept for the way back with --on-failure rollback
 
-    def __init__(self, clock, seconds):
+
+def deadline_rollback_share(options):
+    """The share of --deadline the deployment leaves for a rollback (none for --status: nothing is deployed)."""
+    return ROLLBACK_SHARE if options.on_failure == "rollback" and not options.status else 0.0
+
+
+class Deadline:
+    """The run's --deadline on the injected monotonic clock, in two phases.
+
+    The deployment's phase ends ``rollback_share`` of the deadline early
+    (with --on-failure rollback, ROLLBACK_SHARE: kept for the way back); the
+    rollback's phase, entered by ``enter_rollback``, ends at the deadline.
+    Every wait and every request checks the phase it is in.
+    """
+
+    def __init__(self, clock, seconds, rollback_share=0.0):
         self.clock = clock
-        self.ends_at = clock.monotonic() + seconds if seconds else None
+        started = clock.monotonic()
+        self.final_at = started + seconds if seconds else None
+        self.ends_at = started + seconds - seconds * rollback_share if seconds else None
+        self.phase = "deployment"
+
+    def enter_rollback(self):
+        self.phase = "rollback"
+        self.ends_at = self.final_at
 
     def remaining(self):
         return None if self.ends_at is None else self.ends_at - self.clock.monotonic()
@@ -1355,15 +1446,15 @@ class MarathonClient:
             response = self.http.request(method, url, json_body=body)
         except RequestFailed as exc:
             # "unsent": refused twice, not done; after the first write, read again and decide again all the same
-            hint = "ambiguous" if exc.ambiguous else None if exc.permanent else "unsent"
-            raise failure(str(exc), hint=hint) from None
+            outcome = "maybe" if exc.ambiguous else None if exc.permanent else "unsent"
+            raise failure(str(exc), outcome=outcome) from None
         if response.status_code == 409 and "locked" in _message(response).lower():
             raise Locked(_message(response))
         if response.status_code >= 400:
             # a 5xx may come after Marathon (or a proxy before it) acted: read the state again
-            hint = "ambiguous" if response.status_code >= 500 else None
+            outcome = "maybe" if response.status_code >= 500 else None
             raise failure(f"{method} {redact_url(url)} answered HTTP {response.status_code}: {_message(response)}",
-                          hint=hint)
+                          outcome=outcome)
         return response
 
     def create_app(self, app):
@@ -1626,10 +1717,6 @@ class Deployer:
         self.writes_failing_since = None  # when the writes failing in a row began to fail
         self.just_wrote = False  # the app was created and zdd paused after it: the swap's first wait is done
         self.traffic_waiting_since = None  # when a step began waiting for enough traffic to judge
-        self.final_deadline = deadline
-        if options.on_failure == "rollback" and options.deadline:
-            # keep a third of the deadline for the way back
-            self.deadline = Deadline(clock, options.deadline * 2 / 3)
 
     # -- entry -------------------------------------------------------------
 
@@ -1739,7 +1826,7 @@ class Deployer:
             except Locked as exc:
                 self.wait_locked(f"creating {app['id']}", exc)
             except CreateFailed as exc:
-                if exc.hint != "ambiguous":
+                if exc.outcome != "maybe":
                     raise
                 self.swapping = self.plan is not None  # until Marathon answers, the app may exist: --resume
                 if self.read_marathon(lambda: self.marathon.get_app(app["id"], missing_ok=True)) is not None:
@@ -1805,6 +1892,10 @@ class Deployer:
                 raise
             return self.rollback(failure)
 
+    def swap(self):
+        tally = self.traffic_baseline() if self.options.analysing else Tally()  # since the last step's writes
+        return self.converge(SwapSteps(self, tally), looks=int(self.just_wrote))
+
     def rollback(self, failure):
         """Restore the old app to the target, then drain and delete the new one."""
         plan = self.plan
@@ -1813,57 +1904,10 @@ class Deployer:
                        plan.new_id)
         self.events.emit("rollback", reason=str(failure), restore=plan.old_id, remove=plan.new_id,
                          target=plan.target)
-        self.deadline = self.final_deadline
+        self.deadline.enter_rollback()
         started = self.clock.monotonic()
-        stall = StallWatch(self.clock, self.options.stall_timeout)
-        waiting_since = None
-        handed_over = False
-        looks, last_reason = 0, None  # as in the swap: look again soon after the wait changed
         try:
-            while True:
-                self.interrupts.check()
-                self.deadline.check("rolling back")
-                restored, failed = self.read_marathon(lambda: (self.marathon.get_app(plan.old_id, missing_ok=True),
-                                                               self.marathon.get_app(plan.new_id, missing_ok=True)))
-                self.last_seen = {plan.new_id: failed, plan.old_id: restored}
-                if restored is None:
-                    raise MarathonFailed(f"{plan.old_id} is gone: there is nothing to roll back to")
-                if restored.get("instances", 0) < plan.target:
-                    logger.info("Scaling %s back to %d instance(s)", plan.old_id, plan.target)
-                    try:
-                        self.marathon.scale_app(plan.old_id, plan.target)
-                        self.events.emit("scaled", app=plan.old_id, instances=plan.target)
-                    except Locked as exc:
-                        self.wait_locked("restoring the old app", exc)
-                    continue
-                if failed is None:
-                    break
-                if not handed_over and not restored.get("deployments") and needs_handover(restored, failed,
-                                                                                          self.resolve):
-                    try:
-                        self.hand_over(plan.old_id, plan.target, plan.new_id)
-                        handed_over = True
-                    except Locked as exc:
-                        self.wait_locked("restoring the old app", exc)
-                    continue
-                lbs = () if restored.get("deployments") else self.lbs.observe(self.backend(restored))
-                observation = Observation(restored, failed, lbs)
-                reason, draining = assess_restore(observation, plan.target, self.resolve)
-                now = self.clock.monotonic()
-                if lbs and restore_deletes(reason, draining, waiting_since, now, self.options.max_wait):
-                    lbs = self.lbs.with_pids(lbs)  # the delete depends on no reload: read after the stats
-                    reason, draining = assess_restore(Observation(restored, failed, lbs), plan.target, self.resolve)
-                waiting_since = waiting_since if draining and waiting_since is not None else now
-                if reason is None or draining and now - waiting_since >= self.options.max_wait:
-                    if reason:
-                        logger.warning("--max-wait passed: deleting %s while HAProxy still drains it", plan.new_id)
-                    self.delete_app(plan.new_id)
-                    break
-                stall.observe(observation, Step(wait=reason, draining=draining))
-                logger.info("rollback: %s up, waiting: %s", summarise(restored), reason)
-                looks = 0 if reason != last_reason else looks
-                self.sleep(look_again_s(looks, self.options.step_delay))
-                looks, last_reason = looks + 1, reason
+            self.converge(RollbackSteps(self))
         except Interrupted:
             raise
         except ZddError as exc:
@@ -1871,6 +1915,92 @@ class Deployer:
         elapsed = self.clock.monotonic() - started
         self.events.emit("rolled_back", app=plan.old_id, duration_s=round(elapsed, 3))
         raise RolledBack(f"{failure}; rolled back to {plan.old_id} in {elapsed:.0f} s")
+
+    # -- the loop: observe, decide, act -----------------------------------
+
+    def converge(self, steps, looks=0):
+        """Observe, decide (``steps.decide``, pure) and act until the decision is done; what ``steps`` returns then.
+
+        One loop for the swap and the rollback (docs/behaviour.rst,
+        'The swap loop'): it checks for signals and the deadline before every poll,
+        stops a wait without progress (StallWatch), looks again soon after a
+        write or a changed wait, and takes Marathon's answers to a write
+        (locked, ambiguous) by waiting and deciding again from a new poll.
+        """
+        stall = StallWatch(self.clock, self.options.stall_timeout)
+        waiting_since = None  # when the wait that --max-wait bounds began
+        step_since = self.clock.monotonic()  # when this step started (what the progress line shows)
+        writes_failed, last_wait = 0, None  # failed writes in a row; the last poll's wait
+        while True:
+            self.interrupts.check()
+            self.deadline.check(steps.doing)
+            observation = self.observe(*steps.app_ids, steps.complete)
+            now = self.clock.monotonic()
+            waiting_since = now if waiting_since is None else waiting_since
+            observation, step = self.decide(steps, observation, now - waiting_since)
+            steps.report(observation, step, now - step_since)
+            if step.done:
+                return steps.finish(observation)
+            stall.observe(observation, step)
+            if step.forced or step.wait and not step.bounded:
+                waiting_since = None
+            if step.wait:
+                # A new wait is a consequence of zdd's write arriving (a deployment ending, a reload):
+                # look again soon. A marathon-lb that does not answer is not one.
+                looks = 0 if last_wait not in (None, step.wait) and not step.lb_failed else looks
+                pause_s = look_again_s(looks, self.options.step_delay)
+                looks, last_wait = looks + 1, step.wait
+                steps.waiting(step, now - step_since, pause_s)
+                self.sleep(pause_s)
+                continue
+            try:
+                result = steps.act(observation, step)
+                if result is NOT_YET:
+                    continue
+                if result is not None:
+                    return result
+                writes_failed = 0
+                self.pause_after_write()
+            except Locked as exc:
+                self.wait_locked(steps.writing, exc)
+            except WriteFailed as exc:
+                if exc.outcome is None:
+                    raise
+                writes_failed += 1
+                self.write_failed(exc, writes_failed)
+            steps.wrote()
+            waiting_since = None
+            step_since = self.clock.monotonic()
+            looks, last_wait = 1, None  # the pause after the write was the first wait
+
+    def decide(self, steps, observation, waited_s):
+        """One poll's step: marathon-lb read when the decision needs it, its PIDs read before a kill or a delete."""
+        step = steps.decide(observation, waited_s)
+        if step.read_lbs:
+            observation = dataclasses.replace(observation, lbs=self.lbs.observe(self.backend(observation.new_app)))
+            step = steps.decide(observation, waited_s)
+        if observation.lbs is None:
+            observation = dataclasses.replace(observation, lbs=())
+        steps.seen(observation)
+        if (step.kill or step.delete_old) and observation.lbs:
+            # a reload started by the stats read would be missed before them: the PIDs after the stats
+            observation = dataclasses.replace(observation, lbs=self.lbs.with_pids(observation.lbs))
+            step = steps.decide(observation, waited_s)
+        return observation, step
+
+    def observe(self, new_id, old_id, complete):
+        """Both apps from Marathon (an outage waited out), ``complete``d, with their tasks' server names.
+
+        marathon-lb is not read here: the decision asks for it (``Step.read_lbs``).
+        """
+        waited_s = self.marathon_waited_s
+        new_app, old_app = self.read_marathon(lambda: (self.marathon.get_app(new_id, missing_ok=True),
+                                                       self.marathon.get_app(old_id, missing_ok=True)))
+        waited_s = self.marathon_waited_s - waited_s
+        self.last_seen = {new_id: new_app, old_id: old_app}
+        new_app, old_app = complete(new_app, old_app)
+        observation = Observation(new_app, old_app, lbs=None, marathon_wait_s=waited_s)
+        return named(observation, self.resolve)
 
     def hand_over(self, app_id, target, failed_id):
         """Make marathon-lb treat the restored app as the new one, so that it drains the failed app.
@@ -1890,92 +2020,6 @@ class Deployer:
     def backend(self, app):
         port = (app.get("labels") or {}).get(LABEL_PORT) or service_port(app)
         return backend_name(deployment_group(app), port)
-
-    def observe(self):
-        plan = self.plan
-        waited_s = self.marathon_waited_s
-        new_app, old_app = self.read_marathon(lambda: (self.marathon.get_app(plan.new_id, missing_ok=True),
-                                                       self.marathon.get_app(plan.old_id, missing_ok=True)))
-        waited_s = self.marathon_waited_s - waited_s
-        self.last_seen = {plan.new_id: new_app, plan.old_id: old_app}
-        if new_app is None:
-            raise MarathonFailed(f"the new app {plan.new_id} disappeared from Marathon")
-        if old_app is None:
-            old_app = {"id": plan.old_id, "instances": 0, "tasks": [], "labels": {}}
-        if new_app.get("deployments"):
-            return Observation(new_app, old_app, marathon_wait_s=waited_s)
-        return Observation(new_app, old_app, self.lbs.observe(self.backend(new_app)), marathon_wait_s=waited_s)
-
-    def check_reloads(self, observation, step, waited_s):
-        """Before a kill or the delete: every marathon-lb's PIDs, read after its stats, and the step decided again."""
-        if not (step.kill or step.delete_old):
-            return observation, step
-        observation = dataclasses.replace(observation, lbs=self.lbs.with_pids(observation.lbs))
-        return observation, decide(observation, self.plan, self.resolve, waited_s, self.options.max_wait)
-
-    def swap(self):
-        stall = StallWatch(self.clock, self.options.stall_timeout)
-        waiting_since = None  # when this step started waiting for marathon-lb (what --max-wait bounds)
-        step_since = self.clock.monotonic()  # when this step started (what the progress line shows)
-        ambiguous_writes = 0
-        looks, last_wait = int(self.just_wrote), None  # waits since zdd's write or the wait's change; that wait
-        tally = self.traffic_baseline() if self.options.analysing else Tally()  # since the last step's writes
-        while True:
-            self.interrupts.check()
-            self.deadline.check("deploying")
-            observation = self.observe()
-            if self.options.analysing:
-                tally = tally_traffic(tally, observation, self.resolve)
-            now = self.clock.monotonic()
-            if observation.new_app.get("deployments"):
-                waiting_since = None
-            elif waiting_since is None:
-                waiting_since = now
-            waited_s = 0.0 if waiting_since is None else now - waiting_since
-            step = decide(observation, self.plan, self.resolve, waited_s, self.options.max_wait)
-            observation, step = self.check_reloads(observation, step, waited_s)
-            self.report(observation, step, now - step_since)
-            stall.observe(observation, step)
-            if step.forced:
-                logger.warning("--max-wait (%g s) passed: going on with the old tasks in MAINT, drained or not",
-                               self.options.max_wait)
-                waiting_since = None
-            if step.wait:
-                # A new wait is a consequence of zdd's write arriving (a deployment ending, a reload):
-                # look again soon. A marathon-lb that does not answer is not one.
-                looks = 0 if last_wait not in (None, step.wait) and not step.lb_failed else looks
-                pause_s = look_again_s(looks, self.options.step_delay)
-                looks, last_wait = looks + 1, step.wait
-                self.events.emit("waiting", reason=step.wait, waited_s=round(now - step_since, 3),
-                                 next_poll_s=round(pause_s, 3))
-                self.sleep(pause_s)
-                continue
-            if step.done:
-                logger.info("Hybrid deployment in place: new %s, old %s", summarise(observation.new_app),
-                            summarise(observation.old_app))
-                return ExitCode.OK
-            if (step.scale_to is not None or step.delete_old) and not self.gate(observation, step, tally):
-                self.sleep(self.options.step_delay)
-                continue
-            try:
-                if step.delete_old:
-                    self.steps += 1
-                    return self.delete_old(observation.old_app)
-                self.act(observation, step)
-                ambiguous_writes = 0
-                self.pause_after_write()
-            except Locked as exc:
-                self.wait_locked("changing instances", exc)
-            except (ScaleFailed, DeleteFailed) as exc:
-                if exc.hint not in ("ambiguous", "unsent"):
-                    raise
-                ambiguous_writes += 1
-                self.write_failed(exc, ambiguous_writes)
-            waiting_since = None
-            step_since = self.clock.monotonic()
-            tally = new_window(tally)
-            self.steps += 1
-            looks, last_wait = 1, None  # the pause after the write was the first wait
 
     def pause_after_write(self):
         """The wait after a step's writes: soon, but at least --min-step-interval."""
@@ -2008,13 +2052,14 @@ class Deployer:
 
     def traffic_baseline(self):
         """The tally's starting point: every marathon-lb's counters read now, before the first step."""
+        plan = self.plan
         try:
-            observation = self.observe()
+            observation = self.observe(plan.new_id, plan.old_id, SwapSteps(self, Tally()).complete)
         except MarathonFailed as exc:  # the loop reads again; its first poll is the baseline then
             logger.warning("no traffic baseline before the first step (%s): step 1 counts from its first poll", exc)
             return Tally()
-        lbs = observation.lbs or self.lbs.observe(self.backend(observation.new_app))
-        return tally_traffic(Tally(), dataclasses.replace(observation, lbs=lbs), self.resolve)
+        lbs = self.lbs.observe(self.backend(observation.new_app))
+        return tally_traffic(Tally(), dataclasses.replace(observation, lbs=lbs))
 
     def gate(self, observation, step, tally):
         """Before a scale-up or the delete: judge the step's traffic, then run --step-check; False: wait for traffic."""
@@ -2087,7 +2132,7 @@ class Deployer:
         try:
             self.marathon.delete_app(app_id)
         except DeleteFailed as exc:
-            if exc.hint != "ambiguous" or self.read_marathon(
+            if exc.outcome != "maybe" or self.read_marathon(
                     lambda: self.marathon.get_app(app_id, missing_ok=True)) is not None:
                 raise
         self.events.emit("deleted", app=app_id)
@@ -2122,6 +2167,125 @@ class Deployer:
             old_app=old_app["id"], old_instances=old_app.get("instances", 0), waiting=step.wait,
             lbs=[_lb_counts(lb) for lb in observation.lbs],
         )
+
+
+NOT_YET = object()  # what a step's act returns when it wrote nothing and the loop should poll again
+
+
+class SwapSteps:
+    """The swap's part of the one loop: its decision, its report, its acts (new app up, old app down)."""
+
+    doing = "deploying"  # for the deadline's message
+    writing = "changing instances"  # for the locked message
+
+    def __init__(self, deployer, tally):
+        self.deployer = deployer
+        self.plan = deployer.plan
+        self.app_ids = (self.plan.new_id, self.plan.old_id)
+        self.tally = tally
+
+    def complete(self, new_app, old_app):
+        if new_app is None:
+            raise MarathonFailed(f"the new app {self.plan.new_id} disappeared from Marathon")
+        if old_app is None:
+            old_app = {"id": self.plan.old_id, "instances": 0, "tasks": [], "labels": {}}
+        return new_app, old_app
+
+    def decide(self, observation, waited_s):
+        if observation.lbs is None and not observation.new_app.get("deployments"):
+            return Step(read_lbs=True)
+        return decide(observation, self.plan, waited_s, self.deployer.options.max_wait)
+
+    def seen(self, observation):
+        if self.deployer.options.analysing:
+            self.tally = tally_traffic(self.tally, observation)
+
+    def report(self, observation, step, waited_s):
+        if step.forced:
+            logger.warning("--max-wait (%g s) passed: going on with the old tasks in MAINT, drained or not",
+                           self.deployer.options.max_wait)
+        self.deployer.report(observation, step, waited_s)
+
+    def waiting(self, step, waited_s, pause_s):
+        self.deployer.events.emit("waiting", reason=step.wait, waited_s=round(waited_s, 3),
+                                  next_poll_s=round(pause_s, 3))
+
+    def finish(self, observation):
+        logger.info("Hybrid deployment in place: new %s, old %s", summarise(observation.new_app),
+                    summarise(observation.old_app))
+        return ExitCode.OK
+
+    def act(self, observation, step):
+        deployer = self.deployer
+        if (step.scale_to is not None or step.delete_old) and not deployer.gate(observation, step, self.tally):
+            deployer.sleep(deployer.options.step_delay)
+            return NOT_YET
+        if step.delete_old:
+            deployer.steps += 1
+            return deployer.delete_old(observation.old_app)
+        deployer.act(observation, step)
+        return None
+
+    def wrote(self):
+        self.tally = new_window(self.tally)
+        self.deployer.steps += 1
+
+
+class RollbackSteps:
+    """The rollback's part of the one loop: the old app back to the target, the failed (new) app drained and deleted.
+
+    Its observation holds the restored app as ``new_app`` and the failed one as ``old_app`` (None once gone).
+    """
+
+    doing = "rolling back"
+    writing = "restoring the old app"
+
+    def __init__(self, deployer):
+        self.deployer = deployer
+        self.plan = deployer.plan
+        self.app_ids = (self.plan.old_id, self.plan.new_id)
+        self.handed_over = False
+
+    def complete(self, restored, failed):
+        if restored is None:
+            raise MarathonFailed(f"{self.plan.old_id} is gone: there is nothing to roll back to")
+        return restored, failed
+
+    def decide(self, observation, waited_s):
+        return decide_rollback(observation, self.plan.target, waited_s, self.deployer.options.max_wait,
+                               self.handed_over)
+
+    def seen(self, observation):
+        pass
+
+    def report(self, observation, step, waited_s):
+        if step.forced:
+            logger.warning("--max-wait passed: deleting %s while HAProxy still drains it", self.plan.new_id)
+        if step.wait:
+            logger.info("rollback: %s up, waiting: %s", summarise(observation.new_app), step.wait)
+
+    def waiting(self, step, waited_s, pause_s):
+        pass
+
+    def finish(self, observation):
+        return ExitCode.ROLLED_BACK
+
+    def act(self, observation, step):
+        deployer, plan = self.deployer, self.plan
+        if step.scale_to is not None:
+            logger.info("Scaling %s back to %d instance(s)", plan.old_id, step.scale_to)
+            deployer.marathon.scale_app(plan.old_id, step.scale_to)
+            deployer.events.emit("scaled", app=plan.old_id, instances=step.scale_to)
+        elif step.hand_over:
+            deployer.hand_over(plan.old_id, plan.target, plan.new_id)
+            self.handed_over = True
+        elif step.delete_old:
+            deployer.delete_app(plan.new_id)
+            return ExitCode.ROLLED_BACK
+        return None
+
+    def wrote(self):
+        pass
 
 
 def _describe_step(step):
@@ -2387,8 +2551,9 @@ def _verdict(reading, options):
     if converging:
         finish = resume_command(argv, "--complete-cur")
     plan = plan_swap(new_app, old_app, options, hybrid=bool(hybrid_goal) and not converging)
-    step = decide(Observation(new_app, old_app, tuple(_lb_view(lb) for lb in reading.lbs)), plan,
-                  reading.addresses.get, 0.0, math.inf)
+    observation = named(Observation(new_app, old_app, tuple(_lb_view(lb) for lb in reading.lbs)),
+                        reading.addresses.get)
+    step = decide(observation, plan, 0.0, math.inf)
     new_colour, old_colour = colour_of(new_app) or new_app["id"], colour_of(old_app) or old_app["id"]
     extra = f" ({len(apps) - 2} older app(s) of the group are left alone)" if len(apps) > 2 else ""
     if step.done:
@@ -2498,7 +2663,6 @@ def show_status(deployer, app):
     otherwise fork inside HAProxy 720 times at 5 s.
     """
     options, events, out = deployer.options, deployer.events, deployer.out
-    deployer.deadline = deployer.final_deadline  # none of it is kept for a rollback: nothing is deployed
     block = TerminalBlock(out) if options.watch and not events.enabled and is_terminal(out) else None
     refresh, pids_known = 0, set()  # pids_known: marathon-lbs whose PIDs this run has read
     while True:
@@ -3069,7 +3233,7 @@ def main(argv=None, *, clock=None, ask=None, stdout=None, stderr=None, environ=N
     setup_logging(options, stderr)
     live = start_live_view(options, stderr)
     interrupts = Interrupts(clock)
-    deadline = Deadline(clock, options.deadline)
+    deadline = Deadline(clock, options.deadline, deadline_rollback_share(options))
     events = Events(options.output == "json", stdout, clock)
     deployer = None
     installed = False
@@ -3134,8 +3298,7 @@ def _summary(code, deployer, options, clock, events):
 
 
 def _report_failure(exc, deployer, options, events):
-    hint = exc.hint if exc.hint not in (None, "ambiguous", "unsent") else None
-    logger.error("%s", f"{exc} ({hint})" if hint else exc)
+    logger.error("%s", f"{exc} ({exc.hint})" if exc.hint else exc)
     swapping = deployer is not None and deployer.swapping
     if swapping and not isinstance(exc, (InvalidArgs, BadApp, Declined, RolledBack)):
         plan = deployer.plan

@@ -84,7 +84,7 @@ class Observer:
                 lbs = () if new_app["deployments"] else tuple(self._lb_view(lb, backend) for lb in self.cluster.lbs)
             except OSError:
                 continue
-            step = zdd.decide(zdd.Observation(new_app, old_app, lbs), self.plan, zdd.resolve_host, 0.0, 300)
+            step = zdd.decide(zdd.named(zdd.Observation(new_app, old_app, lbs), zdd.resolve_host), self.plan, 0.0, 300)
             key = (new_app["instances"], old_app["instances"])
             if not step.wait and key not in self.possible_at:
                 self.possible_at[key] = time.time()

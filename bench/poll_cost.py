@@ -59,7 +59,7 @@ def measure(tasks, lbs, repeats=5):
     for _ in range(repeats):
         started = time.perf_counter()
         views = tuple(zdd.LbView(url=f"lb{i}", pids=2, listeners=zdd.parse_stats(page, BACKEND)) for i in range(lbs))
-        step = zdd.decide(zdd.Observation(new_app, old_app, views), plan, resolve, 0.0, 300)
+        step = zdd.decide(zdd.named(zdd.Observation(new_app, old_app, views), resolve), plan, 0.0, 300)
         samples.append(time.perf_counter() - started)
     assert step.kill, "the benchmark's world should allow a kill"
     return statistics.median(samples)

@@ -99,7 +99,7 @@ def poll(*lbs):
 def tally_of(*polls):
     tally = zdd.Tally()
     for observation in polls:
-        tally = zdd.tally_traffic(tally, observation, resolve=lambda host: host)
+        tally = zdd.tally_traffic(tally, zdd.named(observation, lambda host: host))
     return tally
 
 
@@ -127,13 +127,13 @@ def test_tally(polls, new, old):
 def test_a_new_window_counts_from_the_last_poll():
     tally = zdd.new_window(tally_of(poll({G1: (50, 5)}), poll({G1: (70, 9)})))
     assert (tally.new.requests, tally.new.failures) == (0, 0)
-    tally = zdd.tally_traffic(tally, poll({G1: (75, 9)}), resolve=lambda host: host)
+    tally = zdd.tally_traffic(tally, zdd.named(poll({G1: (75, 9)}), lambda host: host))
     assert (tally.new.requests, tally.new.failures) == (5, 0)
 
 
 def test_a_window_without_old_traffic_compares_with_the_last_one_that_had_some():
     tally = zdd.new_window(tally_of(poll({G1: (0, 0), B1: (0, 0)}), poll({G1: (10, 1), B1: (40, 8)})))
-    tally = zdd.tally_traffic(tally, poll({G1: (60, 11)}), resolve=lambda host: host)  # B1 is gone
+    tally = zdd.tally_traffic(tally, zdd.named(poll({G1: (60, 11)}), lambda host: host))  # B1 is gone
     assert (tally.old.requests, tally.baseline.requests, tally.baseline.failures) == (0, 40, 8)
 
 
@@ -141,7 +141,7 @@ def test_the_tally_remembers_killed_tasks():
     """A task Marathon no longer lists still has its last requests counted while HAProxy lists it."""
     gone = zdd.Observation(NEW_APP, dict(OLD_APP, tasks=OLD_APP["tasks"][1:]),
                            (zdd.LbView(url="http://lb0", pids=2, listeners=(row(B1, stot=40),)),))
-    tally = zdd.tally_traffic(tally_of(poll({B1: (30, 0)})), gone, resolve=lambda host: host)
+    tally = zdd.tally_traffic(tally_of(poll({B1: (30, 0)})), zdd.named(gone, lambda host: host))
     assert tally.old.requests == 10
 
 
@@ -235,10 +235,22 @@ def test_a_bad_release_is_rolled_back(world, app_path):
 def test_a_failed_rollback_after_the_analysis_is_14(world, app_path):
     seed_blue(world, 3)
     world.lb.serve_traffic(100, error_rate={GREEN: 0.2})
-    world.sim.fail_next("DELETE", r"^/v2/apps/nginx-green$", 500)
+    world.sim.fail_next("DELETE", r"^/v2/apps/nginx-green$", 500, count=1000)
     code, _, err = run(world, app_path, *RATE, "--on-failure", "rollback", "--stall-timeout", "60")
     assert code == zdd.ExitCode.ROLLBACK_FAILED, err
     assert "green's error rate" in err and "the rollback failed too" in err
+
+
+def test_a_rollback_delete_answered_5xx_is_read_again_and_decided_again(world, app_path):
+    # the rollback's writes take the swap's path: a 5xx may have been done, so look again, do not give up
+    seed_blue(world, 3)
+    world.lb.serve_traffic(100, error_rate={GREEN: 0.2})
+    world.sim.fail_next("DELETE", r"^/v2/apps/nginx-green$", 500)
+    code, _, err = run(world, app_path, *RATE, "--on-failure", "rollback", "--stall-timeout", "60")
+    assert code == zdd.ExitCode.ROLLED_BACK, err
+    assert "answered HTTP 500" in err and "reading Marathon again before deciding" in err
+    assert writes(world)[-1] == ("delete", GREEN)
+    assert settle(world) == {BLUE: (3, 3)}
 
 
 def test_a_good_release_is_judged_at_every_step_and_completes(world, app_path):

@@ -658,7 +658,7 @@ def test_rollback_stays_inside_the_deadline(world, app_file):
 
 def test_a_failed_rollback_says_so(world, app_file):
     seed_blue(world, 3)
-    world.sim.fail_next("DELETE", r"^/v2/apps/nginx-green$", 500)
+    world.sim.fail_next("DELETE", r"^/v2/apps/nginx-green$", 500, count=1000)
     code, _, err = run(world, app_file(unhealthy_app()), "--on-failure", "rollback", "--stall-timeout", "60")
     assert code == zdd.ExitCode.ROLLBACK_FAILED
     assert "the rollback failed too" in err
