@@ -1,6 +1,5 @@
 """--output json: every event of a deployment parses and matches the schema the README documents."""
 
-
 import pytest
 
 from tests.helpers import run_json, seed_blue, seed_half_done, unhealthy_app
