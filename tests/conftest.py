@@ -1,4 +1,7 @@
-"""Shared fixtures: ``world`` is a fake clock, a Marathon simulator and a fake marathon-lb."""
+"""Shared fixtures: ``world`` is a fake clock, a Marathon simulator and a fake marathon-lb.
+
+The helpers that tests call (seed, run zdd, read the writes) are in tests/helpers.py.
+"""
 
 import json
 
@@ -42,6 +45,12 @@ def app_file(tmp_path):
         return str(path)
 
     return write
+
+
+@pytest.fixture
+def app_path(app_file):
+    """The nginx app JSON (Marathon 1.5 shape) written to a file; returns its path."""
+    return app_file()
 
 
 @pytest.fixture

@@ -12,21 +12,13 @@ import json
 import pytest
 
 import zdd
+from tests.helpers import SEQUENCE_3, make_hook, run, seed_blue, settle, writes
 from tests.sandbox.fakelb import FakeMarathonLB
-from tests.sandbox.world import FIXTURES_DIR, load_fixture
+from tests.sandbox.world import FIXTURES_DIR
 from tests.test_events import check_schema
-from tests.test_swap import SEQUENCE_3, make_hook, run, seed_blue, settle, writes
 
 GREEN, BLUE = "/nginx-green", "/nginx-blue"
 RATE = ("--max-error-rate", "0.05")
-
-
-@pytest.fixture
-def app_path(tmp_path):
-    """The new release's app JSON (nginx, Marathon 1.5 shape) in a file."""
-    path = tmp_path / "app.json"
-    path.write_text(json.dumps(load_fixture("1-nginx-marathon1.5.json")))
-    return str(path)
 
 
 def row(name="s1", **counters):

@@ -28,11 +28,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 import zdd
+from tests.helpers import QUIET, seed_blue
 from tests.sandbox.clock import FakeClock
-from tests.sandbox.world import load_fixture
-from tests.test_swap import seed_blue
 
-QUIET = ("--syslog-socket", "/dev/null", "--log-level", "INFO")
 LOGIN_PATH = "/acs/api/v1/auth/login"
 UID = "zdd-deployer"
 PASSWORD = "s3cr3t:pw"  # a password with a colon: split at the first one
@@ -328,13 +326,6 @@ def fronts():
 
 
 # --- running zdd ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def app_path(tmp_path):
-    path = tmp_path / "app.json"
-    path.write_text(json.dumps(load_fixture("1-nginx-marathon1.5.json")))
-    return str(path)
 
 
 def run(marathon_url, lb_url, app, *args, clock=None, environ=None, force=True):

@@ -7,17 +7,11 @@ import re
 import pytest
 
 import zdd
+from tests import helpers
+from tests.helpers import seed_blue
 from tests.sandbox.world import load_fixture
 
-QUIET = ("--syslog-socket", "/dev/null", "--log-level", "INFO")
 COUNTER = re.compile(r"^.* zdd: step (\d+): .*, waiting: (.*) \(waited (\d+) s in this step\)$")
-
-
-def seed_blue(world, instances):
-    return world.seed_app("1-nginx-marathon1.5.json", id="/nginx-blue", instances=instances, labels={
-        "HAPROXY_APP_ID": "nginx", "HAPROXY_0_PORT": "10000", "HAPROXY_DEPLOYMENT_COLOUR": "blue",
-        "HAPROXY_DEPLOYMENT_STARTED_AT": "2025-06-01T10:00:00", "HAPROXY_DEPLOYMENT_TARGET_INSTANCES": "3",
-        "HAPROXY_DEPLOYMENT_NEW_INSTANCES": "0"})
 
 
 def run(world, tmp_path, *args, labels=None):
@@ -25,10 +19,7 @@ def run(world, tmp_path, *args, labels=None):
     app["labels"].update(labels or {})
     path = tmp_path / "app.json"
     path.write_text(json.dumps(app))
-    out, err = io.StringIO(), io.StringIO()
-    argv = ["-m", world.sim.url, "-l", world.lb.url, "-j", str(path), "-f", *QUIET, *args]
-    code = zdd.main(argv, clock=world.clock, stdout=out, stderr=err, environ={})
-    return code, out.getvalue(), err.getvalue()
+    return helpers.run(world, str(path), *args)
 
 
 def help_text():

@@ -1,12 +1,8 @@
 """--output json: every event of a deployment parses and matches the schema the README documents."""
 
-import io
-import json
-
 import pytest
 
-import zdd
-from tests.test_swap import seed_blue, seed_half_done, unhealthy_app
+from tests.helpers import run_json, seed_blue, seed_half_done, unhealthy_app
 
 NUMBER = (int, float)
 OPTIONAL_STR = (str, type(None))
@@ -37,12 +33,8 @@ RESULTS = {"deployed", "dry_run", "declined", "failed", "rolled_back", "interrup
 
 
 def events_of(world, path, *args):
-    out, err = io.StringIO(), io.StringIO()
-    argv = ["-m", world.sim.url, "-l", world.lb.url, "-j", path, "-f", "--syslog-socket", "/dev/null",
-            "--output", "json", *args]
-    code = zdd.main(argv, clock=world.clock, stdout=out, stderr=err, environ={})
-    lines = out.getvalue().splitlines()
-    return code, [json.loads(line) for line in lines], err.getvalue()
+    """``run_json`` at zdd's default log level (DEBUG): every log line zdd can write goes along with the events."""
+    return run_json(world, path, "--log-level", "DEBUG", *args)
 
 
 def check_schema(events):

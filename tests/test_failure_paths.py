@@ -14,8 +14,8 @@ import requests
 import urllib3
 
 import zdd
+from tests.helpers import run, seed_blue, settle, unhealthy_app, writes, zdd_labels
 from tests.sandbox.world import load_fixture
-from tests.test_swap import run, seed_blue, settle, unhealthy_app, writes, zdd_labels
 
 
 def seed_slow_blue(world, instances, start_delay_s):

@@ -3,7 +3,7 @@
 import socket
 
 import zdd
-from tests.test_swap import run, settle, writes, zdd_labels
+from tests.helpers import run, settle, writes, zdd_labels
 
 
 def test_a_hybrid_split_ends_at_the_new_apps_target_when_the_old_app_was_rescaled(world, app_file):

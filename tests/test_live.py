@@ -24,12 +24,13 @@ from pathlib import Path
 import pytest
 
 import zdd
+from tests.helpers import QUIET as BASE_QUIET
+from tests.helpers import SEQUENCE_3, seed_blue, writes, zdd_labels
 from tests.sandbox.cluster import zdd_command
 from tests.sandbox.world import load_fixture
-from tests.test_swap import SEQUENCE_3, seed_blue, writes, zdd_labels
 
 ROOT = Path(__file__).resolve().parent.parent
-QUIET = ("--syslog-socket", "/dev/null", "--log-level", "INFO", "--log-format", "%(message)s")
+QUIET = (*BASE_QUIET, "--log-format", "%(message)s")
 REDRAW = re.compile(r"\r\x1b\[(\d+)A\x1b\[J")
 
 
@@ -76,13 +77,6 @@ def screen(raw, columns=80):
 def a_terminal_that_moves_the_cursor(monkeypatch):
     """TERM as on a desktop, wherever the tests run (zdd draws no block on TERM=dumb)."""
     monkeypatch.setenv("TERM", "xterm")
-
-
-@pytest.fixture
-def app_path(tmp_path):
-    path = tmp_path / "app.json"
-    path.write_text(json.dumps(load_fixture("1-nginx-marathon1.5.json")))
-    return str(path)
 
 
 def run(world, app_path, *args, stderr=None, ask=None):

@@ -5,14 +5,13 @@ it is read from the JSON events of real runs against the simulator and the
 fake marathon-lb on the fake clock (``elapsed_s`` is that clock, to the ms).
 """
 
-import io
 import json
 
 import pytest
 
 import zdd
+from tests.helpers import SEQUENCE_10, run_json, seed_blue, writes
 from tests.sandbox.world import load_fixture
-from tests.test_swap import SEQUENCE_10, seed_blue, writes
 
 WRITE_EVENTS = ("created", "killed", "scaled", "deleted")
 
@@ -52,14 +51,6 @@ def app_path(tmp_path):
     return write
 
 
-def events_of(world, path, *args):
-    out, err = io.StringIO(), io.StringIO()
-    argv = ["-m", world.sim.url, "-l", world.lb.url, "-j", path, "-f", "--syslog-socket", "/dev/null",
-            "--log-level", "INFO", "--output", "json", *args]
-    code = zdd.main(argv, clock=world.clock, stdout=out, stderr=err, environ={})
-    return code, [json.loads(line) for line in out.getvalue().splitlines()], err.getvalue()
-
-
 def looks_after(events, write_event):
     """[(seconds after the write, waiting reason)] of the polls after ``write_event``, up to the next write."""
     start = events.index(write_event)
@@ -79,7 +70,7 @@ def gaps(times):
 def test_polls_after_a_scale_back_off_to_the_step_delay(world, app_path):
     """New tasks take 20 s to start: after the scale, zdd looks after 0.25 s, then 1.5 times later each time."""
     seed_blue(world, 3)
-    code, events, err = events_of(world, app_path(20))
+    code, events, err = run_json(world, app_path(20))
     assert code == 0, err
     first_scale = next(e for e in events if e["event"] == "scaled")
     looks = looks_after(events, first_scale)
@@ -95,7 +86,7 @@ def test_a_change_of_what_zdd_waits_for_starts_the_schedule_again(world, app_pat
     """When Marathon's deployment ends and marathon-lb still lags, the next look comes 0.25 s later."""
     seed_blue(world, 3)
     world.lb.lag = 3  # the stats show the view of 3 polls ago
-    code, events, err = events_of(world, app_path(), "--step-delay", "5")
+    code, events, err = run_json(world, app_path(), "--step-delay", "5")
     assert code == 0, err
     first_scale = next(e for e in events if e["event"] == "scaled")
     looks = looks_after(events, first_scale)
@@ -108,7 +99,7 @@ def test_a_change_of_what_zdd_waits_for_starts_the_schedule_again(world, app_pat
 
 def test_every_wait_is_at_most_the_step_delay(world, app_path):
     seed_blue(world, 3)
-    code, events, err = events_of(world, app_path(20), "--step-delay", "1")
+    code, events, err = run_json(world, app_path(20), "--step-delay", "1")
     assert code == 0, err
     waits = [e["next_poll_s"] for e in events if e["event"] == "waiting"]
     assert max(waits) == 1 and waits.count(1) >= 10  # 20 s of starting: mostly at the step delay
@@ -129,7 +120,7 @@ def step_times(events):
 
 def test_min_step_interval_paces_the_steps_with_the_same_writes(world, app_path):
     seed_blue(world, 10)
-    code, events, err = events_of(world, app_path(), "--min-step-interval", "30")
+    code, events, err = run_json(world, app_path(), "--min-step-interval", "30")
     assert code == 0, err
     assert writes(world) == SEQUENCE_10
     times = step_times(events)
@@ -141,7 +132,7 @@ def test_min_step_interval_paces_the_steps_with_the_same_writes(world, app_path)
 
 def test_without_min_step_interval_steps_follow_each_other_sooner(world, app_path):
     seed_blue(world, 10)
-    code, events, err = events_of(world, app_path())
+    code, events, err = run_json(world, app_path())
     assert code == 0, err
     assert writes(world) == SEQUENCE_10
     assert max(gaps(step_times(events))[1:]) < 30
@@ -150,7 +141,7 @@ def test_without_min_step_interval_steps_follow_each_other_sooner(world, app_pat
 
 def test_negative_min_step_interval_is_a_usage_error(world, app_path):
     seed_blue(world, 3)
-    code, events, err = events_of(world, app_path(), "--min-step-interval", "-1")
+    code, events, err = run_json(world, app_path(), "--min-step-interval", "-1")
     assert code == zdd.UsageError.exit_code == 2
     assert len(err.strip().splitlines()) == 1 and "--min-step-interval" in err
     assert writes(world) == []

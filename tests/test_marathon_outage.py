@@ -6,15 +6,13 @@ that shares the world's time and, each time zdd sleeps, takes Marathon down
 condition holds, and brings it back after so many simulated seconds.
 """
 
-import io
-import json
 
 import pytest
 
 import zdd
-from tests.test_swap import (
-    QUIET,
+from tests.helpers import (
     SEQUENCE_3,
+    run_json,
     seed_blue,
     seed_half_done,
     settle,
@@ -80,15 +78,6 @@ def killed(world):
     return any(record.path == "/v2/tasks/delete" for record in world.sim.writes())
 
 
-def run(world, path, *args, clock=None):
-    """zdd.main with --force and JSON events; returns (exit code, events, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    argv = ["-m", world.sim.url, "-l", world.lb.url, "-j", path, *QUIET, "--force", "--output", "json", *args]
-    code = zdd.main(argv, clock=clock or world.clock, ask=lambda question: True, stdout=out, stderr=err,
-                    environ={})
-    return code, [json.loads(line) for line in out.getvalue().splitlines()], err.getvalue()
-
-
 # --- before the first write: nothing is half done, stop at once ----------------------------------
 
 
@@ -97,7 +86,7 @@ def test_before_the_first_write_a_marathon_away_stops_at_once(world, app_file, k
     seed_blue(world, 3)
     outage = Outage(world, kind, start=lambda: True)
     outage.begin()
-    code, events, err = run(world, app_file(), clock=outage)
+    code, events, err = run_json(world, app_file(), clock=outage)
     assert code == zdd.ExitCode.MARATHON_FAILED, err
     assert "GET" in err and "/v2/apps" in err and "Marathon does not answer" not in err
     assert world.clock.slept_s <= sum(zdd.RETRY_BACKOFF_S)  # the read's own retries, no more
@@ -113,7 +102,7 @@ def test_before_the_first_write_a_marathon_away_stops_at_once(world, app_file, k
 def test_after_the_first_kill_a_10_s_outage_is_waited_out(world, app_file, kind):
     seed_blue(world, 3)
     outage = Outage(world, kind, start=lambda: killed(world), for_s=10)
-    code, events, err = run(world, app_file(), "--stall-timeout", "60", clock=outage)
+    code, events, err = run_json(world, app_file(), "--stall-timeout", "60", clock=outage)
     assert code == 0, err
     assert outage.ended_at is not None
     assert "Marathon does not answer" in err and "Marathon answers again" in err
@@ -126,7 +115,7 @@ def test_after_the_first_kill_a_10_s_outage_is_waited_out(world, app_file, kind)
 def test_an_outage_right_after_the_create_is_waited_out(world, app_file):
     seed_blue(world, 3)
     outage = Outage(world, "refused", start=lambda: created(world), for_s=30)
-    code, _, err = run(world, app_file(), "--stall-timeout", "60", clock=outage)
+    code, _, err = run_json(world, app_file(), "--stall-timeout", "60", clock=outage)
     assert code == 0, err
     assert writes(world) == SEQUENCE_3
 
@@ -135,7 +124,7 @@ def test_an_unanswered_create_then_marathon_away_ends_with_6_and_the_resume_comm
     seed_blue(world, 3)
     world.sim.inject("drop", method="POST", path_regex="^/v2/apps$", count=1)  # not served: green does not exist
     world.sim.inject("error", method="GET", path_regex="^/v2/apps/nginx-green$", status=503)
-    code, events, err = run(world, app_file(), "--stall-timeout", "60")
+    code, events, err = run_json(world, app_file(), "--stall-timeout", "60")
     assert code == zdd.ExitCode.MARATHON_FAILED, err
     assert "Marathon did not answer for" in err and "to finish: zdd" in err
     assert events[-1]["resume_command"].endswith("--resume")
@@ -149,7 +138,7 @@ def test_resume_stops_at_once_before_its_first_poll_and_waits_after(world, app_f
     outage = Outage(world, "refused", start=lambda: True, for_s=20)
     if kind == "before":
         outage.begin()
-    code, _, err = run(world, app_file(), "--resume", clock=outage)
+    code, _, err = run_json(world, app_file(), "--resume", clock=outage)
     if kind == "before":
         assert code == zdd.ExitCode.MARATHON_FAILED, err
         assert writes(world) == [] and "Marathon does not answer" not in err
@@ -164,7 +153,7 @@ def test_the_issue_case_four_503s_in_a_row_to_one_read(world, app_file):
     seed_blue(world, 3)
     outage = Outage(world, "503", start=lambda: killed(world))
     outage.begin = lambda: world.sim.fail_next("GET", r"^/v2/apps/nginx-green$", 503, count=zdd.GET_ATTEMPTS)
-    code, _, err = run(world, app_file(), clock=outage)
+    code, _, err = run_json(world, app_file(), clock=outage)
     assert code == 0, err
     assert err.count("Marathon does not answer") == 1
     assert writes(world) == SEQUENCE_3
@@ -176,7 +165,7 @@ def test_20_percent_random_5xx_to_zdd_never_ends_halfway(world, app_file, seed):
     seed_blue(world, 3)
     outage = Outage(world, "503", start=lambda: created(world))
     outage.begin = lambda: world.sim.inject("error", rate=0.2, seed=seed, status=(503, 500), client_regex=ZDD_CLIENT)
-    code, _, err = run(world, app_file(), clock=outage)
+    code, _, err = run_json(world, app_file(), clock=outage)
     assert code == 0, err
     assert settle(world) == {"/nginx-green": (3, 3)}
 
@@ -196,7 +185,7 @@ def test_a_kill_refused_while_marathon_goes_down_is_decided_again(world, app_fil
         "    time.sleep(0.5)\n")
     hook.chmod(0o755)
     outage = Outage(world, "refused", start=lambda: world.sim._server is None, for_s=10)
-    code, _, err = run(world, app_file(), "--pre-kill-hook", str(hook), "--stall-timeout", "120", clock=outage)
+    code, _, err = run_json(world, app_file(), "--pre-kill-hook", str(hook), "--stall-timeout", "120", clock=outage)
     assert code == 0, err
     assert "POST" in err and "connection refused; reading Marathon again" in err
     assert outage.ended_at is not None
@@ -213,7 +202,7 @@ def test_marathon_away_for_longer_than_the_stall_timeout_ends_with_6_then_resume
     seed_blue(world, 3)
     path = app_file()
     outage = Outage(world, kind, start=lambda: killed(world))
-    code, events, err = run(world, path, "--stall-timeout", "60", clock=outage)
+    code, events, err = run_json(world, path, "--stall-timeout", "60", clock=outage)
     assert code == zdd.ExitCode.MARATHON_FAILED, err
     assert "Marathon did not answer for" in err and "--stall-timeout 60 s" in err
     away_s = world.clock.monotonic() - outage.began_at
@@ -223,7 +212,7 @@ def test_marathon_away_for_longer_than_the_stall_timeout_ends_with_6_then_resume
     assert events[-1]["resume_command"].endswith("--resume")
     assert writes(world) == SEQUENCE_3[:3]
     outage.end()
-    code, _, err = run(world, path, "--resume")
+    code, _, err = run_json(world, path, "--resume")
     assert code == 0, err
     assert settle(world) == {"/nginx-green": (3, 3)}
 
@@ -231,7 +220,7 @@ def test_marathon_away_for_longer_than_the_stall_timeout_ends_with_6_then_resume
 def test_the_deadline_ends_the_wait_with_10(world, app_file):
     seed_blue(world, 3)
     outage = Outage(world, "refused", start=lambda: killed(world))
-    code, _, err = run(world, app_file(), "--deadline", "40", clock=outage)
+    code, _, err = run_json(world, app_file(), "--deadline", "40", clock=outage)
     assert code == zdd.ExitCode.DEADLINE, err
     assert "Marathon does not answer" in err
     assert world.clock.slept_s <= 40
@@ -243,7 +232,7 @@ def test_an_answer_waiting_cannot_fix_stops_at_once(world, app_file, status):
     seed_blue(world, 3)
     outage = Outage(world, "503", start=lambda: killed(world))
     outage.begin = lambda: world.sim.fail_next("GET", r"^/v2/apps/nginx-", status, count=100)
-    code, _, err = run(world, app_file(), clock=outage)
+    code, _, err = run_json(world, app_file(), clock=outage)
     assert code == zdd.ExitCode.MARATHON_FAILED, err
     assert f"HTTP {status}" in err and "Marathon does not answer" not in err
     # one read in the loop, no retry, no wait; the failure report makes no request (the last state seen)
@@ -256,7 +245,7 @@ def test_the_stall_watch_does_not_count_the_outage(world, app_file):
     """New tasks that never become healthy stall after --stall-timeout of waiting for them, outage not included."""
     seed_blue(world, 3)
     outage = Outage(world, "refused", start=lambda: world.clock.slept_s >= 40, for_s=50)
-    code, _, err = run(world, app_file(unhealthy_app()), "--stall-timeout", "60", clock=outage)
+    code, _, err = run_json(world, app_file(unhealthy_app()), "--stall-timeout", "60", clock=outage)
     assert code == zdd.ExitCode.STALLED, err
     assert outage.ended_at is not None
     assert world.clock.slept_s >= 60 + 50
@@ -285,7 +274,7 @@ def test_an_outage_during_a_rollback_is_waited_out(world, app_file, tmp_path):
     hook = refusing_hook(tmp_path, world, "503")
     outage = Outage(world, "503", start=lambda: world.sim.faults_injected["error"] > 0, for_s=10)
     outage.begin = lambda: None  # the hook began it
-    code, events, err = run(world, app_file(), "--on-failure", "rollback", "--pre-kill-hook", hook,
+    code, events, err = run_json(world, app_file(), "--on-failure", "rollback", "--pre-kill-hook", hook,
                             "--stall-timeout", "60", clock=outage)
     assert code == zdd.ExitCode.ROLLED_BACK, err
     assert outage.ended_at is not None and "Marathon does not answer" in err
@@ -302,7 +291,7 @@ def test_marathon_away_for_good_during_a_rollback_ends_with_14(world, app_file, 
     seed_blue(world, 5)
     hook = refusing_hook(tmp_path, world, "down")
     outage = Outage(world, "refused", start=lambda: world.sim._server is None)
-    code, events, err = run(world, app_file(), "--on-failure", "rollback", "--pre-kill-hook", hook,
+    code, events, err = run_json(world, app_file(), "--on-failure", "rollback", "--pre-kill-hook", hook,
                             "--stall-timeout", "60", clock=outage)
     assert code == zdd.ExitCode.ROLLBACK_FAILED, err
     assert "the rollback failed too: Marathon did not answer for" in err

@@ -8,8 +8,7 @@ there, and then nothing is killed. In process, on the fake clock.
 """
 
 import zdd
-from tests.sandbox.fakelb import FakeMarathonLB
-from tests.test_swap import (
+from tests.helpers import (
     SEQUENCE_3,
     SEQUENCE_10,
     run,
@@ -18,6 +17,7 @@ from tests.test_swap import (
     unhealthy_app,
     writes,
 )
+from tests.sandbox.fakelb import FakeMarathonLB
 
 KILL_STEPS_10 = 4  # SEQUENCE_10: four steps kill old tasks, then the old app is deleted
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 import zdd
+from tests.helpers import zdd_labels
 from tests.sandbox.world import load_fixture
-from tests.test_swap import zdd_labels
 
 ROOT = Path(__file__).resolve().parent.parent
 

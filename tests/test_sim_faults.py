@@ -1,11 +1,11 @@
-"""The Marathon simulator's transport fault knobs: errors, delays, drops, down, in process and over /_sim/."""
+"""The Marathon simulator's one fault list: answers, errors, delays, drops, down, in process and over /_sim/."""
 
 import time
 
 import pytest
 import requests
 
-from tests.sandbox.marathon import MarathonSim
+from tests.sandbox.marathon import Dropped, MarathonSim
 
 ZDD = {"User-Agent": "zdd/1.0.0"}
 
@@ -96,3 +96,38 @@ def test_the_http_control_api(sim):
         requests.get(sim.url + "/v2/apps", timeout=5)
     time.sleep(0.6)
     assert statuses(sim, 1) == [200]
+
+
+def test_fail_next_and_inject_are_one_list_the_first_added_decides(sim):
+    sim.fail_next("GET", r"^/v2/apps$", 418)
+    sim.inject("error", count=1, method="GET", status=503)
+    assert statuses(sim, 3) == [418, 503, 200]
+    assert [record.status for record in sim.requests] == [418, 200]  # an answer is logged, an error is not
+    assert sim.faults_injected["answer"] == 1 and sim.faults_injected["error"] == 1
+
+
+def test_one_clear_removes_fail_next_faults_too(sim):
+    sim.fail_next("GET", r"^/v2/apps$", 500, count=5)
+    assert statuses(sim, 1) == [500]
+    sim.clear_faults()
+    assert statuses(sim, 1) == [200]
+
+
+def test_an_answer_fault_over_http_with_its_body(sim):
+    lock = {"message": "App is locked", "deployments": [{"id": "d1"}]}
+    assert requests.post(sim.url + "/_sim/faults",
+                         json={"kind": "answer", "method": "PUT", "status": 409, "count": 1, "body": lock}).ok
+    response = requests.put(sim.url + "/v2/apps/a", json={"instances": 1}, timeout=5)
+    assert (response.status_code, response.json()) == (409, lock)
+    assert [(record.method, record.status) for record in sim.writes()] == [("PUT", 409)]
+    assert sim.app("/a") is None
+
+
+def test_handle_called_directly_suffers_the_same_faults(sim):
+    sim.inject("error", count=1, status=502, client_regex="^zdd/")
+    sim.inject("drop", count=1, method="DELETE")
+    assert sim.handle("GET", "/v2/apps", {}, {}, b"")[0] == 200  # not zdd's User-Agent
+    assert sim.handle("GET", "/v2/apps", {}, ZDD, b"")[:2] == (502, {"message": "injected fault: HTTP 502"})
+    with pytest.raises(Dropped):
+        sim.handle("DELETE", "/v2/apps/a", {}, ZDD, b"")
+    assert [(record.method, record.status) for record in sim.requests] == [("GET", 200)]

@@ -11,20 +11,8 @@ import json
 import shlex
 import signal
 
-import pytest
-
 import zdd
-from tests.sandbox.world import load_fixture
-from tests.test_swap import seed_blue, writes
-
-QUIET = ("--syslog-socket", "/dev/null", "--log-level", "INFO")
-
-
-@pytest.fixture
-def app_path(tmp_path):
-    path = tmp_path / "app.json"
-    path.write_text(json.dumps(load_fixture("1-nginx-marathon1.5.json")))
-    return str(path)
+from tests.helpers import QUIET, run, seed_blue, writes
 
 
 def never_ask(question):
@@ -86,8 +74,7 @@ def status_event(world, app_path, *args):
 
 def deploy(world, app_path, *args):
     """A real zdd deployment in the same world (with --force); returns its exit code."""
-    argv = ["-m", world.sim.url, "-l", world.lb.url, "-j", app_path, *QUIET, "--force", *args]
-    return zdd.main(argv, clock=world.clock, stdout=io.StringIO(), stderr=io.StringIO(), environ={})
+    return run(world, app_path, *args)[0]
 
 
 def refusing_hook(tmp_path, allowed_calls):

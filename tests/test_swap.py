@@ -8,82 +8,26 @@ import base64
 import http.server
 import io
 import json
-import stat
 import threading
 
 import pytest
 
 import zdd
+from tests.helpers import (
+    SEQUENCE_3,
+    SEQUENCE_10,
+    SEQUENCE_HYBRID,
+    make_hook,
+    run,
+    seed_blue,
+    seed_half_done,
+    settle,
+    unhealthy_app,
+    writes,
+    zdd_labels,
+)
 from tests.sandbox.fakelb import FakeMarathonLB
 from tests.sandbox.world import load_fixture
-
-QUIET = ("--syslog-socket", "/dev/null", "--log-level", "INFO")
-
-
-def zdd_labels(colour, port, instances, started_at, new_instances=0):
-    """The labels zdd writes on a colour it deployed."""
-    return {
-        "HAPROXY_APP_ID": "nginx",
-        "HAPROXY_0_PORT": str(port),
-        "HAPROXY_DEPLOYMENT_COLOUR": colour,
-        "HAPROXY_DEPLOYMENT_STARTED_AT": started_at,
-        "HAPROXY_DEPLOYMENT_TARGET_INSTANCES": str(instances),
-        "HAPROXY_DEPLOYMENT_NEW_INSTANCES": str(new_instances),
-    }
-
-
-def seed_blue(world, instances, fixture="1-nginx-marathon1.5.json", **changes):
-    return world.seed_app(fixture, id="/nginx-blue", instances=instances,
-                          labels=zdd_labels("blue", 10000, instances, "2025-06-01T10:00:00"), **changes)
-
-
-def run(world, app_path, *args, ask=None, lbs=None):
-    """Run zdd in process, with --force unless ``ask`` answers; returns (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    force = () if ask else ("--force",)
-    argv = ["-m", world.sim.url, "-l", lbs or world.lb.url, "-j", app_path, *QUIET, *force, *args]
-    code = zdd.main(argv, clock=world.clock, ask=ask or (lambda question: True), stdout=out, stderr=err,
-                    environ={})
-    return code, out.getvalue(), err.getvalue()
-
-
-def writes(world):
-    """The writes that reached Marathon, compactly: ("create", id, n), ("kill", n), ("scale", id, n), ..."""
-    compact = []
-    for request in world.sim.writes():
-        if request.method == "POST" and request.path == "/v2/apps":
-            compact.append(("create", request.body["id"], request.body["instances"]))
-        elif request.method == "POST" and request.path == "/v2/tasks/delete":
-            compact.append(("kill", len(request.body["ids"])))
-        elif request.method == "PUT":
-            compact.append(("scale", "/" + request.path.split("/v2/apps/")[1], request.body["instances"]))
-        elif request.method == "DELETE":
-            compact.append(("delete", "/" + request.path.split("/v2/apps/")[1]))
-        else:
-            compact.append((request.method, request.path))
-    return compact
-
-
-def instances(world):
-    """{app id: (instances, running tasks)} of the apps Marathon has now."""
-    apps = world.sim.api_apps(embed_tasks=True)
-    return {app["id"]: (app["instances"], sum(t["state"] == "TASK_RUNNING" for t in app["tasks"])) for app in apps}
-
-
-def settle(world, seconds=30):
-    world.clock.advance(seconds)
-    return instances(world)
-
-
-# --- the write sequences of docs/behaviour.rst, 'The scale schedule' ---------------------------
-
-
-SEQUENCE_3 = [("create", "/nginx-green", 1), ("kill", 1), ("scale", "/nginx-green", 2), ("kill", 1),
-              ("scale", "/nginx-green", 3), ("delete", "/nginx-blue")]
-SEQUENCE_10 = [("create", "/nginx-green", 1), ("kill", 1), ("scale", "/nginx-green", 2), ("kill", 1),
-               ("scale", "/nginx-green", 3), ("kill", 1), ("scale", "/nginx-green", 5), ("kill", 2),
-               ("scale", "/nginx-green", 10), ("delete", "/nginx-blue")]
-SEQUENCE_HYBRID = [("create", "/nginx-green", 1), ("kill", 1), ("scale", "/nginx-green", 2), ("kill", 1)]
 
 
 @pytest.mark.parametrize("version", ["1.4", "1.5"])
@@ -153,15 +97,6 @@ def test_second_deploy_after_green_goes_back_to_blue_on_the_first_port(world, ap
 
 
 # --- resume and hybrid completion ----------------------------------------------------------------
-
-
-def seed_half_done(world, blue=2, green=1, target=3, new_instances=0):
-    """blue (old) and green (new) both present, as a stopped deployment leaves them."""
-    seed_blue(world, blue)
-    green_app = load_fixture("1-nginx-marathon1.5.json")
-    green_app["container"]["portMappings"][0]["servicePort"] = 10001
-    return world.seed_app(green_app, id="/nginx-green", instances=green,
-                          labels=zdd_labels("green", 10000, target, "2025-06-02T10:00:00", new_instances))
 
 
 def test_without_resume_an_existing_deployment_is_refused(world, app_file):
@@ -253,18 +188,6 @@ def test_dry_run_plan_shows_the_schedule(world, app_file):
 
 
 # --- hooks and prompts ---------------------------------------------------------------------------
-
-
-def make_hook(tmp_path, exit_code):
-    record = tmp_path / "hook-calls.jsonl"
-    hook = tmp_path / "hook.py"
-    hook.write_text(
-        "#!/usr/bin/env python3\nimport json, sys\n"
-        f"open({str(record)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
-        f"sys.exit({exit_code})\n"
-    )
-    hook.chmod(hook.stat().st_mode | stat.S_IXUSR)
-    return str(hook), record
 
 
 def test_pre_kill_hook_gets_old_app_task_ids_and_new_app(world, app_file, tmp_path):
@@ -601,12 +524,6 @@ def test_environment_names_every_option():
 
 
 # --- rollback (--on-failure rollback) ------------------------------------------------------------
-
-
-def unhealthy_app():
-    app = load_fixture("1-nginx-marathon1.5.json")
-    app["labels"]["SIM_HEALTHY"] = "false"
-    return app
 
 
 def test_rollback_of_a_new_app_that_never_becomes_healthy(world, app_file):

@@ -3,7 +3,7 @@
 import pytest
 
 import zdd
-from tests.test_swap import SEQUENCE_3, run, seed_blue, settle, writes
+from tests.helpers import SEQUENCE_3, run, seed_blue, settle, writes
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])

@@ -27,10 +27,6 @@ Knobs, as app labels (the simulator reads them; they stay in the app JSON):
 
 Knobs on the object (and over HTTP at ``/_sim/...`` for out-of-process use):
 
-``sim.fail_next(method, path_regex, status, count=1, body=None)``
-    the next ``count`` requests whose method and path (no query) match answer
-    ``status`` with ``body`` (default ``{"message": "injected failure"}``),
-    without touching the state. ``POST /_sim/fail_next`` takes the same as JSON.
 ``sim.set_task_healthy(task_id, healthy)``
     override the launcher's health result for one task (``None`` clears).
     ``POST /_sim/task_health`` with ``{"task_id", "healthy"}``.
@@ -38,26 +34,45 @@ Knobs on the object (and over HTTP at ``/_sim/...`` for out-of-process use):
     the log of API requests (``GET /_sim/requests`` returns it as JSON);
     ``sim.clear_log()`` / ``POST /_sim/clear_log`` empties it.
 
-Transport faults (``POST /_sim/faults`` takes the same fields as JSON,
-``DELETE /_sim/faults`` clears them; ``sim.faults_injected`` counts by kind):
+Faults: one list, kept in the order they were added. Every API request (not
+``/_sim/``) is matched against it in ``handle``, served over HTTP or called
+directly; the first live fault that matches decides, and a fault whose
+``rate`` passes a request over leaves that request alone (later faults are
+not asked). ``sim.faults_injected`` counts the hits by kind;
+``sim.clear_faults()`` (``DELETE /_sim/faults``) removes every fault;
+``GET /_sim/faults`` returns the counts.
 
 ``sim.inject(kind, rate=1.0, count=None, for_s=None, method=None, path_regex=None, client_regex=None,
-             status=(500, 503), delay_s=0.0, seed=None)``
-    from now on, requests that match (``method``, a name or a regex matched
-    whole, e.g. ``"POST|PUT|DELETE"`` for the writes; ``path_regex`` searched in
-    the path; ``client_regex`` searched in the User-Agent, e.g. ``"^zdd/"``)
-    suffer ``kind``:
-    ``"error"`` answer one of ``status`` (taken in turn) without touching the
-    state; ``"delay"`` serve the request at once, then hold the answer
-    ``delay_s`` seconds (longer than a client's timeout: the write is done,
-    the client does not know); ``"drop"`` read the request, then close the
-    connection without an answer and without serving it.
+             status=(500, 503), delay_s=0.0, seed=None, body=None)``
+    (``POST /_sim/faults`` takes the same fields as JSON) from now on,
+    requests that match (``method``, a name or a regex matched whole, e.g.
+    ``"POST|PUT|DELETE"`` for the writes; ``path_regex`` searched in the path;
+    ``client_regex`` searched in the User-Agent, e.g. ``"^zdd/"``) suffer
+    ``kind``:
+
+    ``"answer"``  answer one of ``status`` (taken in turn) with ``body``
+                  (default ``{"message": "injected failure"}``), without
+                  touching the state; the answer is logged in ``sim.requests``;
+    ``"error"``   answer one of ``status`` with ``{"message": "injected fault:
+                  HTTP <status>"}``, without touching the state and without
+                  logging it (the request never reached Marathon);
+    ``"delay"``   serve the request at once (logged), then hold the answer
+                  ``delay_s`` seconds (longer than a client's timeout: the
+                  write is done, the client does not know);
+    ``"drop"``    read the request, then close the connection without an
+                  answer, without serving or logging it (``handle`` raises
+                  ``Dropped``; the HTTP server closes the connection).
+
     ``rate`` is the fraction of matching requests hit, spread evenly (the
     k-th is hit when ``floor(k * rate)`` grows: 0.2 hits every fifth, never
     two in a row), or drawn at random with ``seed``. The fault ends after
     ``count`` hits or ``for_s`` seconds, whichever comes first (neither: it
-    stays until ``sim.clear_faults()``; ``for_s`` is real time). The first
-    matching fault applies. Errors and drops are not in ``sim.requests``.
+    stays until ``sim.clear_faults()``; ``for_s`` is real time).
+``sim.fail_next(method, path_regex, status, count=1, body=None)``
+    the same as ``sim.inject("answer", method=method, path_regex=path_regex,
+    status=status, count=count, body=body)``: the next ``count`` requests
+    whose method and path (no query) match answer ``status``.
+    ``POST /_sim/fail_next`` takes the same as JSON.
 ``sim.go_down()`` / ``sim.come_up()``
     close the listening socket, so every connection is refused, as a Marathon
     that is down; ``come_up`` listens on the same port again. The state,
@@ -122,6 +137,9 @@ V15_OMIT_EMPTY = ("args", "env", "constraints", "dependencies", "fetch", "health
                   "readinessChecks", "secrets", "acceptedResourceRoles")
 V15_EXTRA = {"killSelection": "YOUNGEST_FIRST",
              "unreachableStrategy": {"inactiveAfterSeconds": 300, "expungeAfterSeconds": 600}}
+# What a fault does to a request it hits (the module docstring says more).
+FAULT_KINDS = ("answer", "error", "delay", "drop")
+
 HEALTH_CHECK_DEFAULTS = {"gracePeriodSeconds": 300, "intervalSeconds": 60, "timeoutSeconds": 20,
                          "maxConsecutiveFailures": 3}
 
@@ -344,9 +362,8 @@ class MarathonSim:
         self._stopping = {}        # task id -> _Task of deleted apps still being killed
         self._deployments = {}
         self._last_version = None
-        self._failures = []        # [method, regex, status, remaining, body]
-        self._faults = []          # _Fault, first match applies
-        self.faults_injected = {"error": 0, "delay": 0, "drop": 0}
+        self._faults = []          # _Fault, in the order added; the first live match decides
+        self.faults_injected = {kind: 0 for kind in FAULT_KINDS}
         self._port = None
         self._handler = None
         self._down_timer = None
@@ -440,35 +457,35 @@ class MarathonSim:
 
     # ---- test and control API
 
-    def fail_next(self, method, path_regex, status, count=1, body=None):
-        """Answer the next ``count`` matching requests with ``status`` (fault injection)."""
-        with self._lock:
-            self._failures.append([method.upper(), re.compile(path_regex), int(status), int(count),
-                                   body if body is not None else {"message": "injected failure"}])
-
     def inject(self, kind, rate=1.0, count=None, for_s=None, method=None, path_regex=None, client_regex=None,
-               status=(500, 503), delay_s=0.0, seed=None):
-        """Make matching requests fail in transport (see the module docstring); returns the fault."""
-        if kind not in self.faults_injected:
+               status=(500, 503), delay_s=0.0, seed=None, body=None):
+        """Add a fault to the list (see the module docstring); returns it."""
+        if kind not in FAULT_KINDS:
             raise ValueError("unknown fault kind %r" % kind)
         statuses = [int(status)] if isinstance(status, (int, str)) else [int(code) for code in status]
-        fault = _Fault(kind=kind, rate=float(rate), remaining=count,
+        fault = _Fault(kind=kind, rate=float(rate), remaining=None if count is None else int(count),
                        until=None if for_s is None else time.monotonic() + float(for_s),
                        method=re.compile(method.upper()) if method else None,
                        path_re=re.compile(path_regex) if path_regex else None,
                        client_re=re.compile(client_regex) if client_regex else None,
                        statuses=statuses, delay_s=float(delay_s),
-                       rng=random.Random(seed) if seed is not None else None)
+                       rng=random.Random(seed) if seed is not None else None,
+                       body=body if body is not None else {"message": "injected failure"})
         with self._lock:
             self._faults.append(fault)
         return fault
 
+    def fail_next(self, method, path_regex, status, count=1, body=None):
+        """Answer the next ``count`` matching requests with ``status`` and ``body``, logged (an "answer" fault)."""
+        return self.inject("answer", method=method, path_regex=path_regex, status=status, count=count, body=body)
+
     def clear_faults(self):
+        """Remove every fault (the counts in ``faults_injected`` stay)."""
         with self._lock:
             self._faults.clear()
 
     def _fault_for(self, method, path, client):
-        """The transport fault this request suffers, as (kind, status or delay), or None."""
+        """The fault this request suffers, counted as a hit, or None."""
         with self._lock:
             now = time.monotonic()
             self._faults = [fault for fault in self._faults if fault.live(now)]
@@ -478,10 +495,7 @@ class MarathonSim:
                 if not fault.hits():
                     return None
                 self.faults_injected[fault.kind] += 1
-                if fault.kind == "error":
-                    status = fault.statuses[(fault.injected - 1) % len(fault.statuses)]
-                    return "error", status
-                return fault.kind, fault.delay_s
+                return fault
             return None
 
     def set_task_healthy(self, task_id, healthy):
@@ -934,31 +948,36 @@ class MarathonSim:
     # ---- request dispatch
 
     def handle(self, method, path, query, headers, body_bytes):
-        """Serve one API request; returns (status, json body or None, extra headers)."""
+        """Serve one API request, or let the fault that matches it decide (the only place faults apply).
+
+        Returns (status, json body or None, extra headers); raises ``Dropped`` for a "drop" fault.
+        """
         with self._lock:
             if path.startswith("/_sim/"):
                 return self._handle_control(method, path, body_bytes)
+            fault = self._fault_for(method, path, headers.get("User-Agent") if headers is not None else None)
+            kind = fault.kind if fault is not None else None
+            if kind == "drop":
+                raise Dropped(method, path)
+            if kind == "error":
+                status = fault.status()
+                return status, {"message": "injected fault: HTTP %d" % status}, {}
             body = None
             if body_bytes:
                 try:
                     body = json.loads(body_bytes)
                 except ValueError:
                     body = body_bytes.decode("utf-8", "replace")
-            status, payload, extra = self._dispatch(method, path, query, headers, body)
+            if kind == "answer":
+                status, payload, extra = fault.status(), copy.deepcopy(fault.body), {}
+            else:
+                status, payload, extra = self._dispatch(method, path, query, headers, body)
             self.requests.append(RequestRecord(method, path, dict(query), copy.deepcopy(body), status))
-            return status, payload, extra
-
-    def _injected(self, method, path):
-        for failure in self._failures:
-            if failure[3] > 0 and failure[0] == method and failure[1].search(path):
-                failure[3] -= 1
-                return failure[2], copy.deepcopy(failure[4])
-        return None
+        if kind == "delay":
+            time.sleep(fault.delay_s)  # served already; the answer comes late
+        return status, payload, extra
 
     def _dispatch(self, method, path, query, headers, body):
-        injected = self._injected(method, path)
-        if injected:
-            return injected[0], injected[1], {}
         self.tick()
         try:
             if path == "/ping" and method == "GET":
@@ -1253,9 +1272,13 @@ def _label_selector_matches(selector, labels):
     return True
 
 
+class Dropped(Exception):
+    """A "drop" fault hit this request: it is not served, and its connection closes without an answer."""
+
+
 @dataclasses.dataclass
 class _Fault:
-    """One injected transport fault (``MarathonSim.inject``)."""
+    """One fault of the simulator's list (``MarathonSim.inject``, ``MarathonSim.fail_next``)."""
     kind: str
     rate: float
     remaining: object
@@ -1266,6 +1289,7 @@ class _Fault:
     statuses: list
     delay_s: float
     rng: object
+    body: object = None
     seen: int = 0
     injected: int = 0
 
@@ -1290,6 +1314,10 @@ class _Fault:
                 self.remaining -= 1
         return hit
 
+    def status(self):
+        """The status of the latest hit: ``statuses`` taken in turn."""
+        return self.statuses[(self.injected - 1) % len(self.statuses)]
+
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     simulator = None
@@ -1304,22 +1332,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                  urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()}
         length = int(self.headers.get("Content-Length") or 0)
         body_bytes = self.rfile.read(length) if length else b""
-        fault = None
-        if not parsed.path.startswith("/_sim/"):
-            fault = self.simulator._fault_for(self.command, parsed.path, self.headers.get("User-Agent"))
-        if self.simulator._server is None:  # went down while this connection was open
-            fault = ("drop", None)
-        if fault is not None and fault[0] == "drop":
+        try:
+            if self.simulator._server is None:  # went down while this connection was open
+                raise Dropped(self.command, parsed.path)
+            status, payload, extra = self.simulator.handle(self.command, parsed.path, query, self.headers,
+                                                           body_bytes)
+        except Dropped:
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
-        if fault is not None and fault[0] == "error":
-            status, payload, extra = fault[1], {"message": "injected fault: HTTP %d" % fault[1]}, {}
-        else:
-            status, payload, extra = self.simulator.handle(self.command, parsed.path, query, self.headers,
-                                                           body_bytes)
-        if fault is not None and fault[0] == "delay":
-            time.sleep(fault[1])  # served already; the answer comes late
         if payload is None:
             data = b""
         elif isinstance(payload, str):

@@ -1,0 +1,117 @@
+"""The tests' shared helpers: seed the simulator as zdd left it, run zdd.main in process, read the writes.
+
+Fixtures stay in conftest.py (``world``, ``app_file``, ``app_path``, ``real_world``); everything a test
+module calls to seed, run or read is here, so that test modules neither copy them nor import them from each other.
+"""
+
+import io
+import json
+import stat
+
+import zdd
+from tests.sandbox.world import load_fixture
+
+QUIET = ("--syslog-socket", "/dev/null", "--log-level", "INFO")
+
+
+def zdd_labels(colour, port, instances, started_at, new_instances=0):
+    """The labels zdd writes on a colour it deployed."""
+    return {
+        "HAPROXY_APP_ID": "nginx",
+        "HAPROXY_0_PORT": str(port),
+        "HAPROXY_DEPLOYMENT_COLOUR": colour,
+        "HAPROXY_DEPLOYMENT_STARTED_AT": started_at,
+        "HAPROXY_DEPLOYMENT_TARGET_INSTANCES": str(instances),
+        "HAPROXY_DEPLOYMENT_NEW_INSTANCES": str(new_instances),
+    }
+
+
+def seed_blue(world, instances, fixture="1-nginx-marathon1.5.json", **changes):
+    """blue as zdd deployed it, with ``instances`` running tasks."""
+    return world.seed_app(fixture, id="/nginx-blue", instances=instances,
+                          labels=zdd_labels("blue", 10000, instances, "2025-06-01T10:00:00"), **changes)
+
+
+def seed_half_done(world, blue=2, green=1, target=3, new_instances=0):
+    """blue (old) and green (new) both present, as a stopped deployment leaves them."""
+    seed_blue(world, blue)
+    green_app = load_fixture("1-nginx-marathon1.5.json")
+    green_app["container"]["portMappings"][0]["servicePort"] = 10001
+    return world.seed_app(green_app, id="/nginx-green", instances=green,
+                          labels=zdd_labels("green", 10000, target, "2025-06-02T10:00:00", new_instances))
+
+
+def unhealthy_app():
+    """The nginx app JSON whose tasks never pass a health check in the simulator."""
+    app = load_fixture("1-nginx-marathon1.5.json")
+    app["labels"]["SIM_HEALTHY"] = "false"
+    return app
+
+
+def make_hook(tmp_path, exit_code):
+    """A pre-kill hook that records its arguments (one JSON list a line) and exits ``exit_code``."""
+    record = tmp_path / "hook-calls.jsonl"
+    hook = tmp_path / "hook.py"
+    hook.write_text(
+        "#!/usr/bin/env python3\nimport json, sys\n"
+        f"open({str(record)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        f"sys.exit({exit_code})\n"
+    )
+    hook.chmod(hook.stat().st_mode | stat.S_IXUSR)
+    return str(hook), record
+
+
+def run(world, app_path, *args, ask=None, lbs=None, clock=None):
+    """Run zdd in process, with --force unless ``ask`` answers; returns (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    force = () if ask else ("--force",)
+    argv = ["-m", world.sim.url, "-l", lbs or world.lb.url, "-j", app_path, *QUIET, *force, *args]
+    code = zdd.main(argv, clock=clock or world.clock, ask=ask or (lambda question: True), stdout=out, stderr=err,
+                    environ={})
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_json(world, app_path, *args, clock=None):
+    """zdd.main with --force and JSON events; returns (exit code, events, stderr)."""
+    code, out, err = run(world, app_path, "--output", "json", *args, clock=clock)
+    return code, [json.loads(line) for line in out.splitlines()], err
+
+
+def writes(world):
+    """The writes that reached Marathon, compactly: ("create", id, n), ("kill", n), ("scale", id, n), ..."""
+    compact = []
+    for request in world.sim.writes():
+        if request.method == "POST" and request.path == "/v2/apps":
+            compact.append(("create", request.body["id"], request.body["instances"]))
+        elif request.method == "POST" and request.path == "/v2/tasks/delete":
+            compact.append(("kill", len(request.body["ids"])))
+        elif request.method == "PUT":
+            compact.append(("scale", "/" + request.path.split("/v2/apps/")[1], request.body["instances"]))
+        elif request.method == "DELETE":
+            compact.append(("delete", "/" + request.path.split("/v2/apps/")[1]))
+        else:
+            compact.append((request.method, request.path))
+    return compact
+
+
+def instances(world):
+    """{app id: (instances, running tasks)} of the apps Marathon has now."""
+    apps = world.sim.api_apps(embed_tasks=True)
+    return {app["id"]: (app["instances"], sum(t["state"] == "TASK_RUNNING" for t in app["tasks"])) for app in apps}
+
+
+def settle(world, seconds=30):
+    """Let ``seconds`` pass on the world's clock; returns ``instances(world)``."""
+    world.clock.advance(seconds)
+    return instances(world)
+
+
+# --- the write sequences of docs/behaviour.rst, 'The scale schedule' ---------------------------
+
+
+SEQUENCE_3 = [("create", "/nginx-green", 1), ("kill", 1), ("scale", "/nginx-green", 2), ("kill", 1),
+              ("scale", "/nginx-green", 3), ("delete", "/nginx-blue")]
+SEQUENCE_10 = [("create", "/nginx-green", 1), ("kill", 1), ("scale", "/nginx-green", 2), ("kill", 1),
+               ("scale", "/nginx-green", 3), ("kill", 1), ("scale", "/nginx-green", 5), ("kill", 2),
+               ("scale", "/nginx-green", 10), ("delete", "/nginx-blue")]
+SEQUENCE_HYBRID = [("create", "/nginx-green", 1), ("kill", 1), ("scale", "/nginx-green", 2), ("kill", 1)]
