@@ -72,6 +72,7 @@ import subprocess
 import sys
 import threading
 import time
+import typing
 import urllib.parse
 
 import dateutil.parser
@@ -1570,16 +1571,35 @@ class Interrupts:
             self.clock.sleep(min(SLEEP_SLICE_S, left))
 
 
-class Events:
-    """Progress as JSON Lines on stdout (--output json); nothing in text mode."""
+class Reporter:
+    """What zdd tells the operator, each happening written once: its text log line and its JSON event.
+
+    ``event(name, **fields)`` logs the line(s) that ``TEXT_LINES[name]`` makes
+    of the fields (no line for a name without an entry) and, with
+    --output json, writes the fields as one JSON line on stdout. A name may
+    carry a variant after a dot, "waiting.locked": the variant picks the text
+    line, the event is "waiting". A field whose name begins with "_" is for
+    the text line only: the event never shows it.
+    """
 
     def __init__(self, enabled, out, clock):
-        self.enabled = enabled
+        self.enabled = enabled  # --output json
         self.out = out
         self.clock = clock
         self.started = clock.monotonic()
 
+    def event(self, name, **fields):
+        self._log(name, fields)
+        event, json_fields = _event_of(name, fields)
+        self.emit(event, **json_fields)
+
+    def before(self, name, **fields):
+        """For a write: its text line now; ``done()`` on what this returns: its event, once the write succeeded."""
+        self._log(name, fields)
+        return _Pending(self, *_event_of(name, fields))
+
     def emit(self, event, **fields):
+        """The JSON event alone, no text line."""
         if not self.enabled:
             return
         record = {
@@ -1590,6 +1610,87 @@ class Events:
         record.update(fields)
         self.out.write(json.dumps(record, sort_keys=True) + "\n")
         self.out.flush()
+
+    def _log(self, name, fields):
+        lines = TEXT_LINES.get(name)
+        for line in lines(fields, self.enabled) if lines else ():
+            # stacklevel: the record names the function that reported, as a logger call there would
+            logger.log(line.level, line.message, *line.args, exc_info=line.exc_info, stacklevel=3)
+
+
+def _event_of(name, fields):
+    """The event's name (without the text line's variant) and its fields (without the text line's own)."""
+    return name.split(".", 1)[0], {key: value for key, value in fields.items() if not key.startswith("_")}
+
+
+@dataclasses.dataclass
+class _Pending:
+    reporter: Reporter
+    event: str
+    fields: dict
+
+    def done(self):
+        self.reporter.emit(self.event, **self.fields)
+
+
+class TextLine(typing.NamedTuple):
+    level: int
+    message: str  # a logging format: %-style, with ``args``
+    args: tuple = ()
+    exc_info: BaseException = None
+
+
+def _analysis_line(fields, json_output):
+    figures = ", ".join(f"{name} {c['requests']} requests {c['failures']} failed ({c['rate']:.1%})"
+                        + ("" if c["rtime_ms"] is None else f" {c['rtime_ms']:.0f} ms")
+                        for name, c in fields["colours"].items())
+    return [TextLine(logging.WARNING if fields["verdict"] != "pass" else logging.INFO, "step %d analysis: %s: %s (%s)",
+                     (fields["step"], figures, fields["verdict"], fields["reason"]))]
+
+
+def _error_lines(fields, json_output):
+    """The failure report: the error, and while both apps exist what Marathon last showed and the ways on."""
+    hint = fields.get("_hint")
+    lines = [TextLine(logging.ERROR, "%s", (f"{fields['message']} ({hint})" if hint else fields["message"],))]
+    if "_state" in fields:
+        lines += [TextLine(logging.ERROR, "state: %s", (fields["_state"],)),
+                  TextLine(logging.ERROR, "to finish: %s", (fields["_finish"],)),
+                  TextLine(logging.ERROR, "to go back: %s", (fields["_back"],))]
+    return lines
+
+
+TEXT_LINES = {
+    # event name (with its variant) -> the text line(s) of its fields; the second argument: --output json
+    "app_prepared": lambda f, json_output: [TextLine(
+        logging.INFO, "Final app definition of %s: on standard output%s",
+        (f["app"]["id"], " (the app_prepared event)" if json_output else ""))],
+    "plan": lambda f, json_output: [TextLine(logging.INFO, "plan: %s", (f["summary"],))],
+    "created": lambda f, json_output: [TextLine(logging.INFO, "Created %s with %s instance(s)",
+                                                (f["app"], f["instances"]))],
+    "waiting.locked": lambda f, json_output: [TextLine(logging.INFO, "Marathon is busy (%s) while %s; waiting %s s",
+                                                       (f["_busy"], f["_doing"], f["_delay_s"]))],
+    "waiting.marathon": lambda f, json_output: [TextLine(
+        logging.WARNING, "Marathon does not answer (%s); waited %.0f s, looking again in %g s",
+        (f["_exc"], f["_waited_s"], f["_next_poll_s"]))],
+    "waiting.min_step_interval": lambda f, json_output: [TextLine(
+        logging.INFO, "Waiting %g s before looking again (--min-step-interval)", (f["next_poll_s"],))],
+    "scaled.up": lambda f, json_output: [TextLine(logging.INFO, "Scaling %s up to %d instance(s)",
+                                                  (f["app"], f["instances"]))],
+    "scaled.back": lambda f, json_output: [TextLine(logging.INFO, "Scaling %s back to %d instance(s)",
+                                                    (f["app"], f["instances"]))],
+    "scaled.hand_over": lambda f, json_output: [TextLine(
+        logging.INFO, "Scaling %s to %d and back, so that marathon-lb drains %s before it is deleted",
+        (f["app"], f["instances"], f["_drains"]))],
+    "killed": lambda f, json_output: [TextLine(logging.INFO, "Killing %d drained old task(s) of %s:\n  - %s",
+                                               (len(f["tasks"]), f["app"], "\n  - ".join(f["tasks"])))],
+    "analysis": _analysis_line,
+    "poll": lambda f, json_output: [TextLine(
+        logging.INFO, "step %d: %s up, %s %d draining %d, %s",
+        (f["step"], f["_new"], f["_old"], f["old_instances"],
+         max((lb.get("maint", 0) for lb in f["lbs"]), default=0), f["_doing"]))],
+    "error": _error_lines,
+    "error.unexpected": lambda f, json_output: [TextLine(logging.ERROR, "unexpected error", exc_info=f["_exc"])],
+}
 
 
 def summarise(app):
@@ -1691,11 +1792,8 @@ class Deployer:
     # -- output ------------------------------------------------------------
 
     def print_definition(self, app):
-        logger.info("Final app definition of %s: on standard output%s", app["id"],
-                    " (the app_prepared event)" if self.events.enabled else "")
-        if self.events.enabled:
-            self.events.emit("app_prepared", app=app)
-        else:
+        self.events.event("app_prepared", app=app)
+        if not self.events.enabled:
             self.out.write(json.dumps(app, sort_keys=True, indent=2) + "\n")
             self.out.flush()
 
@@ -1718,9 +1816,8 @@ class Deployer:
                        f" behind HAProxy port {labels.get(LABEL_PORT)}: {new_colour} {' -> '.join(map(str, news))}, "
                        f"{old_colour} {' -> '.join(map(str, olds))}"
                        + (" (hybrid: both kept)" if plan.hybrid_goal else f" (then {old_app['id']} is deleted)"))
-        logger.info("plan: %s", summary)
-        self.events.emit("plan", new_app=new_app["id"], old_app=old_app and old_app["id"], target=plan.target,
-                         hybrid_goal=plan.hybrid_goal, new_schedule=news, old_schedule=olds, summary=summary)
+        self.events.event("plan", new_app=new_app["id"], old_app=old_app and old_app["id"], target=plan.target,
+                          hybrid_goal=plan.hybrid_goal, new_schedule=news, old_schedule=olds, summary=summary)
 
     def confirm(self, question):
         if self.options.force:
@@ -1750,12 +1847,11 @@ class Deployer:
                     raise
                 ambiguous_writes += 1
                 logger.warning("%s; Marathon does not have the app: creating it again", exc)
-        self.events.emit("created", app=app["id"], instances=app.get("instances"))
-        logger.info("Created %s with %s instance(s)", app["id"], app.get("instances"))
+        self.events.event("created", app=app["id"], instances=app.get("instances"))
 
     def wait_locked(self, doing, exc):
-        logger.info("Marathon is busy (%s) while %s; waiting %s s", exc, doing, self.options.step_delay)
-        self.events.emit("waiting", reason=f"app locked by a deployment while {doing}")
+        self.events.event("waiting.locked", reason=f"app locked by a deployment while {doing}", _busy=exc, _doing=doing,
+                          _delay_s=self.options.step_delay)
         self.sleep(self.options.step_delay)
 
     def sleep(self, seconds):
@@ -1782,10 +1878,9 @@ class Deployer:
                     raise MarathonUnavailable(f"Marathon did not answer for {away_s:.0f} s "
                                               f"(--stall-timeout {timeout_s:g} s): {exc}") from None
                 delay_s = min(self.options.step_delay, timeout_s - away_s) if timeout_s else self.options.step_delay
-                logger.warning("Marathon does not answer (%s); waited %.0f s, looking again in %g s", exc, away_s,
-                               delay_s)
-                self.events.emit("waiting", reason=f"Marathon does not answer: {exc}", waited_s=round(away_s, 3),
-                                 next_poll_s=round(delay_s, 3))
+                self.events.event("waiting.marathon", reason=f"Marathon does not answer: {exc}",
+                                  waited_s=round(away_s, 3), next_poll_s=round(delay_s, 3),
+                                  _exc=exc, _waited_s=away_s, _next_poll_s=delay_s)
                 self.sleep(delay_s)
                 self.marathon_waited_s += self.clock.monotonic() - looked_at
                 continue
@@ -1880,10 +1975,9 @@ class Deployer:
         at once back (forced over the first deployment): Marathon stops the
         extra task while it is still staging, before any marathon-lb routes it.
         """
-        logger.info("Scaling %s to %d and back, so that marathon-lb drains %s before it is deleted", app_id,
-                    target + 1, failed_id)
+        scaling = self.events.before("scaled.hand_over", app=app_id, instances=target + 1, _drains=failed_id)
         self.marathon.scale_app(app_id, target + 1)
-        self.events.emit("scaled", app=app_id, instances=target + 1)
+        scaling.done()
         self.marathon.scale_app(app_id, target, force=True)
         self.events.emit("scaled", app=app_id, instances=target)
 
@@ -1983,8 +2077,8 @@ class Deployer:
         self.just_wrote = True
         if self.options.min_step_interval > pause_s:
             pause_s = self.options.min_step_interval
-            logger.info("Waiting %g s before looking again (--min-step-interval)", pause_s)
-            self.events.emit("waiting", reason="--min-step-interval", waited_s=0.0, next_poll_s=pause_s)
+            self.events.event("waiting.min_step_interval", reason="--min-step-interval", waited_s=0.0,
+                              next_poll_s=pause_s)
         self.sleep(pause_s)
 
     def write_failed(self, exc, in_a_row):
@@ -2034,9 +2128,9 @@ class Deployer:
                 if self.traffic_waiting_since is None:
                     self.traffic_waiting_since = now
                 if now - self.traffic_waiting_since < options.max_wait:
-                    self.events.emit("waiting", reason=f"traffic to judge: {verdict.reason}",
-                                     waited_s=round(now - self.traffic_waiting_since, 3),
-                                     next_poll_s=options.step_delay)
+                    self.events.event("waiting", reason=f"traffic to judge: {verdict.reason}",
+                                      waited_s=round(now - self.traffic_waiting_since, 3),
+                                      next_poll_s=options.step_delay)
                     return False
         self.traffic_waiting_since = None
         if options.step_check:
@@ -2054,27 +2148,21 @@ class Deployer:
             colours[name] = {"role": role, "requests": traffic.requests, "failures": traffic.failures,
                              "rate": round(traffic.rate, 4),
                              "rtime_ms": None if rtime_ms is None else round(rtime_ms, 1)}
-        figures = ", ".join(f"{name} {c['requests']} requests {c['failures']} failed ({c['rate']:.1%})"
-                            + ("" if c["rtime_ms"] is None else f" {c['rtime_ms']:.0f} ms")
-                            for name, c in colours.items())
-        log = logger.warning if verdict.outcome != "pass" else logger.info
-        log("step %d analysis: %s: %s (%s)", self.steps + 1, figures, verdict.outcome, verdict.reason)
-        self.events.emit("analysis", step=self.steps + 1, verdict=verdict.outcome, reason=verdict.reason,
-                         colours=colours)
+        self.events.event("analysis", step=self.steps + 1, verdict=verdict.outcome, reason=verdict.reason,
+                          colours=colours)
 
     def act(self, observation, step):
         new_app, old_app = observation.new_app, observation.old_app
         if step.kill:
             self.run_hook(old_app, step.kill, new_app)
-            logger.info("Killing %d drained old task(s) of %s:\n  - %s", len(step.kill), old_app["id"],
-                        "\n  - ".join(step.kill))
+            killing = self.events.before("killed", app=old_app["id"], tasks=list(step.kill), forced=step.forced)
             self.confirm("Continue?")
             self.marathon.kill_tasks(step.kill)  # no stop between the hook, the answer and the kill
-            self.events.emit("killed", app=old_app["id"], tasks=list(step.kill), forced=step.forced)
+            killing.done()
         if step.scale_to is not None:
-            logger.info("Scaling %s up to %d instance(s)", new_app["id"], step.scale_to)
+            scaling = self.events.before("scaled.up", app=new_app["id"], instances=step.scale_to)
             self.marathon.scale_app(new_app["id"], step.scale_to)
-            self.events.emit("scaled", app=new_app["id"], instances=step.scale_to)
+            scaling.done()
 
     def delete_old(self, old_app):
         logger.info("About to delete the old app %s", old_app["id"])
@@ -2113,14 +2201,12 @@ class Deployer:
     def report(self, observation, step, waited_s):
         """One progress line per poll, and a poll event; ``waited_s``: how long this step has waited so far."""
         new_app, old_app = observation.new_app, observation.old_app
-        maint = max((_lb_counts(lb).get("maint", 0) for lb in observation.lbs), default=0)
         doing = f"waiting: {step.wait} (waited {waited_s:.0f} s in this step)" if step.wait else _describe_step(step)
-        logger.info("step %d: %s up, %s %d draining %d, %s", self.steps + 1, summarise(new_app),
-                    colour_of(old_app) or old_app["id"], old_app.get("instances", 0), maint, doing)
-        self.events.emit(
+        self.events.event(
             "poll", step=self.steps + 1, new_app=new_app["id"], new_instances=new_app.get("instances", 0),
             old_app=old_app["id"], old_instances=old_app.get("instances", 0), waiting=step.wait,
             lbs=[_lb_counts(lb) for lb in observation.lbs],
+            _new=summarise(new_app), _old=colour_of(old_app) or old_app["id"], _doing=doing,
         )
 
 
@@ -2512,7 +2598,7 @@ def show_status(deployer, app):
             reading = GroupReading(group=group, backend=backend_name(group, service_port(app)), error=str(exc))
         status = group_status(reading, options)
         if events.enabled:
-            events.emit("status", **status.fields())
+            events.event("status", **status.fields())
         elif block is not None:
             block.draw(render_status(status) + [f"(refreshed every {options.step_delay:g} s; Ctrl-C to stop)"])
         else:
@@ -3070,7 +3156,7 @@ def main(argv=None, *, clock=None, ask=None, stdout=None, stderr=None, environ=N
     live = start_live_view(options, stderr)
     interrupts = Interrupts(clock)
     deadline = Deadline(clock, options.deadline)
-    events = Events(options.output == "json", stdout, clock)
+    events = Reporter(options.output == "json", stdout, clock)
     deployer = None
     installed = False
     sessions = []
