@@ -3108,11 +3108,11 @@ def _redact_word(word):
     return _URL_PASSWORD.sub(r"\1:***@", word)
 
 
-def _terminal_ask(question):
-    sys.stderr.write(question + " [Y/n] ")
-    sys.stderr.flush()
+def _terminal_ask(question, stdin, stderr):
+    stderr.write(question + " [Y/n] ")
+    stderr.flush()
     while True:
-        answer = sys.stdin.readline()
+        answer = stdin.readline()
         if not answer:
             return False
         answer = answer.strip().lower()
@@ -3120,8 +3120,8 @@ def _terminal_ask(question):
             return True
         if answer in ("n", "no"):
             return False
-        sys.stderr.write("Please answer yes or no: ")
-        sys.stderr.flush()
+        stderr.write("Please answer yes or no: ")
+        stderr.flush()
 
 
 def make_session(options, clock):
@@ -3136,81 +3136,121 @@ def make_session(options, clock):
     return session
 
 
+@dataclasses.dataclass(frozen=True)
+class Environment:
+    """What zdd runs in: its streams, clock, prompt and environment variables. Tests pass their own."""
+
+    stdout: typing.TextIO
+    stderr: typing.TextIO
+    stdin: typing.TextIO
+    clock: object
+    ask: typing.Callable = None  # question -> yes (True) or no; None: zdd asks on the terminal
+    environ: typing.Mapping = None  # None: os.environ
+
+    def stdin_isatty(self):
+        return self.stdin.isatty()
+
+    def prompt(self, question):
+        """The operator's answer, asked on the terminal."""
+        return _terminal_ask(question, self.stdin, self.stderr)
+
+
+@dataclasses.dataclass
+class Run:
+    """One run once its options are parsed: what ``execute`` works with, and what main reports a failure from."""
+
+    options: Options
+    env: Environment
+    reporter: Reporter
+    live: LiveHandler = None  # the live view on a terminal, or None
+    deployer: Deployer = None  # set by ``execute`` once it made it: the failure report reads what it last saw
+
+
 def main(argv=None, *, clock=None, ask=None, stdout=None, stderr=None, environ=None):
-    """Run zdd; returns the exit code. Tests pass a fake clock and an answer for prompts."""
+    """Run zdd; returns the exit code. Tests pass a fake clock and an answer for prompts.
+
+    Parses the command line, runs ``execute``, and maps how it ended to the
+    exit code: a ZddError to its own, reported from what zdd last saw; any
+    other exception to INTERNAL, with the traceback once.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
-    stdout = stdout or sys.stdout
-    stderr = stderr or sys.stderr
-    clock = clock or SystemClock()
+    env = Environment(stdout or sys.stdout, stderr or sys.stderr, sys.stdin, clock or SystemClock(), ask, environ)
     try:
-        options = parse_options(argv, environ)
+        options = parse_options(argv, env.environ)
     except ZddError as exc:
-        stderr.write(f"zdd: error: {exc}\n")
+        env.stderr.write(f"zdd: error: {exc}\n")
         return exc.exit_code
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else ExitCode.OK
-    if options is None:
-        stdout.write(__doc__ + EXIT_CODES_HELP)
+    if options is None:  # --longhelp
+        env.stdout.write(__doc__ + EXIT_CODES_HELP)
         return ExitCode.OK
-    setup_logging(options, stderr)
-    live = start_live_view(options, stderr)
-    interrupts = Interrupts(clock)
-    deadline = Deadline(clock, options.deadline)
-    events = Reporter(options.output == "json", stdout, clock)
-    deployer = None
+    setup_logging(options, env.stderr)
+    run = Run(options, env, Reporter(options.output == "json", env.stdout, env.clock),
+              live=start_live_view(options, env.stderr))
+    try:
+        code = execute(run)
+    except ZddError as exc:
+        code = exc.exit_code
+        _report_failure(exc, run)
+    except Exception as exc:  # an unexpected failure: the traceback, once
+        code = ExitCode.INTERNAL
+        run.reporter.event("error.unexpected", message=f"unexpected error: {type(exc).__name__}",
+                           exit_code=int(code), _exc=exc)
+    finally:
+        if run.live is not None:
+            run.live.block.clear()
+    run.reporter.event("finished", **_summary(code, run))
+    return int(code)
+
+
+def execute(run):
+    """Load the app, build the HTTP sessions, clients and Deployer, and run the status view or the deployment."""
+    options, env, reporter = run.options, run.env, run.reporter
+    interrupts = Interrupts(env.clock)
+    deadline = Deadline(env.clock, options.deadline)
     installed = False
     sessions = []
     try:
         app = load_app(options)  # the inputs first: a bad JSON file is reported as such
-        if ask is None:
-            if not options.force and not options.dry_run and not options.status and not sys.stdin.isatty():
-                raise InvalidArgs("zdd would prompt, but standard input is not a terminal: pass --force")
-            ask = _terminal_ask
-        events.emit("start", version=__version__, app=app["id"], group=deployment_group(app),
-                    dry_run=options.dry_run)
+        if env.ask is None and not (options.force or options.dry_run or options.status) and not env.stdin_isatty():
+            raise InvalidArgs("zdd would prompt, but standard input is not a terminal: pass --force")
+        reporter.event("start", version=__version__, app=app["id"], group=deployment_group(app),
+                       dry_run=options.dry_run)
         if threading.current_thread() is threading.main_thread():
             interrupts.install()
             installed = True
-        sessions.append(make_session(options, clock))
-        marathon_http = HttpClient(sessions[-1], options.request_timeout, deadline, clock, interrupts)
+        sessions.append(make_session(options, env.clock))
+        marathon_http = HttpClient(sessions[-1], options.request_timeout, deadline, env.clock, interrupts)
         lb_session = requests.Session()
         sessions.append(lb_session)
         lb_session.headers["User-Agent"] = f"zdd/{__version__}"
-        lb_http = HttpClient(lb_session, options.request_timeout, deadline, clock, interrupts)
-        deployer = deployer_for(live)(options, MarathonClient(options.marathon, marathon_http),
-                            MarathonLbClient(options.marathon_lb, lb_http), clock, ask, stdout, interrupts,
-                            deadline, events)
-        code = show_status(deployer, app) if options.status else deployer.run(app)
-    except ZddError as exc:
-        code = exc.exit_code
-        _report_failure(exc, deployer, options, events)
-    except Exception as exc:  # an unexpected failure: the traceback, once
-        logger.exception("unexpected error")
-        code = ExitCode.INTERNAL
-        events.emit("error", message=f"unexpected error: {type(exc).__name__}", exit_code=int(code))
+        lb_http = HttpClient(lb_session, options.request_timeout, deadline, env.clock, interrupts)
+        run.deployer = deployer_for(run.live)(options, MarathonClient(options.marathon, marathon_http),
+                                              MarathonLbClient(options.marathon_lb, lb_http), env.clock,
+                                              env.ask or env.prompt, env.stdout, interrupts, deadline, reporter)
+        return show_status(run.deployer, app) if options.status else run.deployer.run(app)
     finally:
         if installed:
             interrupts.uninstall()
         for session in sessions:
             session.close()
-        if live is not None:
-            live.block.clear()
-    events.emit("finished", **_summary(code, deployer, options, clock, events))
-    return int(code)
 
 
 RESULTS = {ExitCode.OK: "deployed", ExitCode.DECLINED: "declined", ExitCode.ROLLED_BACK: "rolled_back",
            ExitCode.INTERRUPTED: "interrupted", ExitCode.TERMINATED: "interrupted"}
 
 
-def _summary(code, deployer, options, clock, events):
+def _summary(code, run):
     """The fields of the final event."""
+    options, deployer = run.options, run.deployer
     result = RESULTS.get(code, "failed")
     if code == ExitCode.OK and options.dry_run:
         result = "dry_run"
     if code == ExitCode.OK and options.status:
         result = "status"
-    summary = {"result": result, "exit_code": int(code), "duration_s": round(clock.monotonic() - events.started, 3),
+    summary = {"result": result, "exit_code": int(code),
+               "duration_s": round(run.env.clock.monotonic() - run.reporter.started, 3),
                "steps": deployer.steps if deployer else 0, "new_app": None, "old_app": None}
     if deployer is not None and deployer.plan is not None:
         summary.update(new_app=deployer.plan.new_id, old_app=deployer.plan.old_id)
@@ -3219,17 +3259,17 @@ def _summary(code, deployer, options, clock, events):
     return summary
 
 
-def _report_failure(exc, deployer, options, events):
+def _report_failure(exc, run):
+    """The error event; its text: the error, and while both apps exist their state as last seen and the ways on."""
+    deployer, argv = run.deployer, run.options.argv
     hint = exc.hint if exc.hint not in (None, "ambiguous", "unsent") else None
-    logger.error("%s", f"{exc} ({hint})" if hint else exc)
-    swapping = deployer is not None and deployer.swapping
-    if swapping and not isinstance(exc, (InvalidArgs, BadApp, Declined, RolledBack)):
+    report = {}
+    if deployer is not None and deployer.swapping and not isinstance(exc, (InvalidArgs, BadApp, Declined, RolledBack)):
         plan = deployer.plan
-        state = [f"{app_id}: {_last_seen_state(deployer, app_id)}" for app_id in (plan.new_id, plan.old_id)]
-        logger.error("state: %s", "; ".join(state))
-        logger.error("to finish: %s", resume_command(options.argv))
-        logger.error("to go back: %s", resume_command(options.argv, "--complete-prev"))
-    events.emit("error", message=str(exc), exit_code=int(exc.exit_code))
+        report = {"_state": "; ".join(f"{app_id}: {_last_seen_state(deployer, app_id)}"
+                                      for app_id in (plan.new_id, plan.old_id)),
+                  "_finish": resume_command(argv), "_back": resume_command(argv, "--complete-prev")}
+    run.reporter.event("error", message=str(exc), exit_code=int(exc.exit_code), _hint=hint, **report)
 
 
 def _last_seen_state(deployer, app_id):
