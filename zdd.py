@@ -72,6 +72,7 @@ import subprocess
 import sys
 import threading
 import time
+import typing
 import urllib.parse
 
 import dateutil.parser
@@ -1661,16 +1662,35 @@ class Interrupts:
             self.clock.sleep(min(SLEEP_SLICE_S, left))
 
 
-class Events:
-    """Progress as JSON Lines on stdout (--output json); nothing in text mode."""
+class Reporter:
+    """What zdd tells the operator, each happening written once: its text log line and its JSON event.
+
+    ``event(name, **fields)`` logs the line(s) that ``TEXT_LINES[name]`` makes
+    of the fields (no line for a name without an entry) and, with
+    --output json, writes the fields as one JSON line on stdout. A name may
+    carry a variant after a dot, "waiting.locked": the variant picks the text
+    line, the event is "waiting". A field whose name begins with "_" is for
+    the text line only: the event never shows it.
+    """
 
     def __init__(self, enabled, out, clock):
-        self.enabled = enabled
+        self.enabled = enabled  # --output json
         self.out = out
         self.clock = clock
         self.started = clock.monotonic()
 
+    def event(self, name, **fields):
+        self._log(name, fields)
+        event, json_fields = _event_of(name, fields)
+        self.emit(event, **json_fields)
+
+    def before(self, name, **fields):
+        """For a write: its text line now; ``done()`` on what this returns: its event, once the write succeeded."""
+        self._log(name, fields)
+        return _Pending(self, *_event_of(name, fields))
+
     def emit(self, event, **fields):
+        """The JSON event alone, no text line."""
         if not self.enabled:
             return
         record = {
@@ -1681,6 +1701,90 @@ class Events:
         record.update(fields)
         self.out.write(json.dumps(record, sort_keys=True) + "\n")
         self.out.flush()
+
+    def _log(self, name, fields):
+        lines = TEXT_LINES.get(name)
+        for line in lines(fields, self.enabled) if lines else ():
+            # stacklevel: the record names the function that reported, as a logger call there would
+            logger.log(line.level, line.message, *line.args, exc_info=line.exc_info, stacklevel=3)
+
+
+def _event_of(name, fields):
+    """The event's name (without the text line's variant) and its fields (without the text line's own)."""
+    return name.split(".", 1)[0], {key: value for key, value in fields.items() if not key.startswith("_")}
+
+
+@dataclasses.dataclass
+class _Pending:
+    reporter: Reporter
+    event: str
+    fields: dict
+
+    def done(self):
+        self.reporter.emit(self.event, **self.fields)
+
+
+class TextLine(typing.NamedTuple):
+    level: int
+    message: str  # a logging format: %-style, with ``args``
+    args: tuple = ()
+    exc_info: BaseException = None
+
+
+def _analysis_line(fields, json_output):
+    figures = ", ".join(f"{name} {c['requests']} requests {c['failures']} failed ({c['rate']:.1%})"
+                        + ("" if c["rtime_ms"] is None else f" {c['rtime_ms']:.0f} ms")
+                        for name, c in fields["colours"].items())
+    return [TextLine(logging.WARNING if fields["verdict"] != "pass" else logging.INFO, "step %d analysis: %s: %s (%s)",
+                     (fields["step"], figures, fields["verdict"], fields["reason"]))]
+
+
+def _error_lines(fields, json_output):
+    """The failure report: the error, and while both apps exist what Marathon last showed and the ways on."""
+    hint = fields.get("_hint")
+    lines = [TextLine(logging.ERROR, "%s", (f"{fields['message']} ({hint})" if hint else fields["message"],))]
+    if "_state" in fields:
+        lines += [TextLine(logging.ERROR, "state: %s", (fields["_state"],)),
+                  TextLine(logging.ERROR, "to finish: %s", (fields["_finish"],)),
+                  TextLine(logging.ERROR, "to go back: %s", (fields["_back"],))]
+    return lines
+
+
+TEXT_LINES = {
+    # event name (with its variant) -> the text line(s) of its fields; the second argument: --output json
+    "app_prepared": lambda f, json_output: [TextLine(
+        logging.INFO, "Final app definition of %s: on standard output%s",
+        (f["app"]["id"], " (the app_prepared event)" if json_output else ""))],
+    "plan": lambda f, json_output: [TextLine(logging.INFO, "plan: %s", (f["summary"],))],
+    "created": lambda f, json_output: [TextLine(logging.INFO, "Created %s with %s instance(s)",
+                                                (f["app"], f["instances"]))],
+    "waiting.locked": lambda f, json_output: [TextLine(logging.INFO, "Marathon is busy (%s) while %s; waiting %s s",
+                                                       (f["_busy"], f["_doing"], f["_delay_s"]))],
+    "waiting.marathon": lambda f, json_output: [TextLine(
+        logging.WARNING, "Marathon does not answer (%s); waited %.0f s, looking again in %g s",
+        (f["_exc"], f["_waited_s"], f["_next_poll_s"]))],
+    "waiting.min_step_interval": lambda f, json_output: [TextLine(
+        logging.INFO, "Waiting %g s before looking again (--min-step-interval)", (f["next_poll_s"],))],
+    "scaled.up": lambda f, json_output: [TextLine(logging.INFO, "Scaling %s up to %d instance(s)",
+                                                  (f["app"], f["instances"]))],
+    "rollback": lambda f, json_output: [TextLine(
+        logging.WARNING, "Rolling back: restoring %s to %d instance(s), then deleting %s",
+        (f["restore"], f["target"], f["remove"]))],
+    "scaled.back": lambda f, json_output: [TextLine(logging.INFO, "Scaling %s back to %d instance(s)",
+                                                    (f["app"], f["instances"]))],
+    "scaled.hand_over": lambda f, json_output: [TextLine(
+        logging.INFO, "Scaling %s to %d and back, so that marathon-lb drains %s before it is deleted",
+        (f["app"], f["instances"], f["_drains"]))],
+    "killed": lambda f, json_output: [TextLine(logging.INFO, "Killing %d drained old task(s) of %s:\n  - %s",
+                                               (len(f["tasks"]), f["app"], "\n  - ".join(f["tasks"])))],
+    "analysis": _analysis_line,
+    "poll": lambda f, json_output: [TextLine(
+        logging.INFO, "step %d: %s up, %s %d draining %d, %s",
+        (f["step"], f["_new"], f["_old"], f["old_instances"],
+         max((lb.get("maint", 0) for lb in f["lbs"]), default=0), f["_doing"]))],
+    "error": _error_lines,
+    "error.unexpected": lambda f, json_output: [TextLine(logging.ERROR, "unexpected error", exc_info=f["_exc"])],
+}
 
 
 def summarise(app):
@@ -1697,7 +1801,7 @@ ROLLBACK_CAUSES = (DeadlineExceeded, Stalled, HookRefused, ScaleFailed, CheckFai
 class Deployer:
     """Runs one zdd invocation against Marathon and marathon-lb."""
 
-    def __init__(self, options, marathon, lbs, clock, ask, out, interrupts, deadline, events, resolve=resolve_host):
+    def __init__(self, options, marathon, lbs, clock, ask, out, interrupts, deadline, reporter, resolve=resolve_host):
         self.options = options
         self.marathon = marathon
         self.lbs = lbs
@@ -1706,7 +1810,7 @@ class Deployer:
         self.out = out
         self.interrupts = interrupts
         self.deadline = deadline
-        self.events = events
+        self.reporter = reporter
         self.resolve = resolve
         self.steps = 0
         self.plan = None
@@ -1778,11 +1882,8 @@ class Deployer:
     # -- output ------------------------------------------------------------
 
     def print_definition(self, app):
-        logger.info("Final app definition of %s: on standard output%s", app["id"],
-                    " (the app_prepared event)" if self.events.enabled else "")
-        if self.events.enabled:
-            self.events.emit("app_prepared", app=app)
-        else:
+        self.reporter.event("app_prepared", app=app)
+        if not self.reporter.enabled:
             self.out.write(json.dumps(app, sort_keys=True, indent=2) + "\n")
             self.out.flush()
 
@@ -1805,9 +1906,8 @@ class Deployer:
                        f" behind HAProxy port {labels.get(LABEL_PORT)}: {new_colour} {' -> '.join(map(str, news))}, "
                        f"{old_colour} {' -> '.join(map(str, olds))}"
                        + (" (hybrid: both kept)" if plan.hybrid_goal else f" (then {old_app['id']} is deleted)"))
-        logger.info("plan: %s", summary)
-        self.events.emit("plan", new_app=new_app["id"], old_app=old_app and old_app["id"], target=plan.target,
-                         hybrid_goal=plan.hybrid_goal, new_schedule=news, old_schedule=olds, summary=summary)
+        self.reporter.event("plan", new_app=new_app["id"], old_app=old_app and old_app["id"], target=plan.target,
+                            hybrid_goal=plan.hybrid_goal, new_schedule=news, old_schedule=olds, summary=summary)
 
     def confirm(self, question):
         if self.options.force:
@@ -1837,12 +1937,11 @@ class Deployer:
                     raise
                 ambiguous_writes += 1
                 logger.warning("%s; Marathon does not have the app: creating it again", exc)
-        self.events.emit("created", app=app["id"], instances=app.get("instances"))
-        logger.info("Created %s with %s instance(s)", app["id"], app.get("instances"))
+        self.reporter.event("created", app=app["id"], instances=app.get("instances"))
 
     def wait_locked(self, doing, exc):
-        logger.info("Marathon is busy (%s) while %s; waiting %s s", exc, doing, self.options.step_delay)
-        self.events.emit("waiting", reason=f"app locked by a deployment while {doing}")
+        self.reporter.event("waiting.locked", reason=f"app locked by a deployment while {doing}", _busy=exc,
+                            _doing=doing, _delay_s=self.options.step_delay)
         self.sleep(self.options.step_delay)
 
     def sleep(self, seconds):
@@ -1869,10 +1968,9 @@ class Deployer:
                     raise MarathonUnavailable(f"Marathon did not answer for {away_s:.0f} s "
                                               f"(--stall-timeout {timeout_s:g} s): {exc}") from None
                 delay_s = min(self.options.step_delay, timeout_s - away_s) if timeout_s else self.options.step_delay
-                logger.warning("Marathon does not answer (%s); waited %.0f s, looking again in %g s", exc, away_s,
-                               delay_s)
-                self.events.emit("waiting", reason=f"Marathon does not answer: {exc}", waited_s=round(away_s, 3),
-                                 next_poll_s=round(delay_s, 3))
+                self.reporter.event("waiting.marathon", reason=f"Marathon does not answer: {exc}",
+                                    waited_s=round(away_s, 3), next_poll_s=round(delay_s, 3),
+                                    _exc=exc, _waited_s=away_s, _next_poll_s=delay_s)
                 self.sleep(delay_s)
                 self.marathon_waited_s += self.clock.monotonic() - looked_at
                 continue
@@ -1900,10 +1998,8 @@ class Deployer:
         """Restore the old app to the target, then drain and delete the new one."""
         plan = self.plan
         logger.error("%s", failure)
-        logger.warning("Rolling back: restoring %s to %d instance(s), then deleting %s", plan.old_id, plan.target,
-                       plan.new_id)
-        self.events.emit("rollback", reason=str(failure), restore=plan.old_id, remove=plan.new_id,
-                         target=plan.target)
+        self.reporter.event("rollback", reason=str(failure), restore=plan.old_id, remove=plan.new_id,
+                            target=plan.target)
         self.deadline.enter_rollback()
         started = self.clock.monotonic()
         try:
@@ -1913,7 +2009,7 @@ class Deployer:
         except ZddError as exc:
             raise RollbackFailed(f"{failure}; the rollback failed too: {exc}") from None
         elapsed = self.clock.monotonic() - started
-        self.events.emit("rolled_back", app=plan.old_id, duration_s=round(elapsed, 3))
+        self.reporter.emit("rolled_back", app=plan.old_id, duration_s=round(elapsed, 3))
         raise RolledBack(f"{failure}; rolled back to {plan.old_id} in {elapsed:.0f} s")
 
     # -- the loop: observe, decide, act -----------------------------------
@@ -2010,12 +2106,11 @@ class Deployer:
         at once back (forced over the first deployment): Marathon stops the
         extra task while it is still staging, before any marathon-lb routes it.
         """
-        logger.info("Scaling %s to %d and back, so that marathon-lb drains %s before it is deleted", app_id,
-                    target + 1, failed_id)
+        scaling = self.reporter.before("scaled.hand_over", app=app_id, instances=target + 1, _drains=failed_id)
         self.marathon.scale_app(app_id, target + 1)
-        self.events.emit("scaled", app=app_id, instances=target + 1)
+        scaling.done()
         self.marathon.scale_app(app_id, target, force=True)
-        self.events.emit("scaled", app=app_id, instances=target)
+        self.reporter.emit("scaled", app=app_id, instances=target)
 
     def backend(self, app):
         port = (app.get("labels") or {}).get(LABEL_PORT) or service_port(app)
@@ -2027,8 +2122,8 @@ class Deployer:
         self.just_wrote = True
         if self.options.min_step_interval > pause_s:
             pause_s = self.options.min_step_interval
-            logger.info("Waiting %g s before looking again (--min-step-interval)", pause_s)
-            self.events.emit("waiting", reason="--min-step-interval", waited_s=0.0, next_poll_s=pause_s)
+            self.reporter.event("waiting.min_step_interval", reason="--min-step-interval", waited_s=0.0,
+                                next_poll_s=pause_s)
         self.sleep(pause_s)
 
     def write_failed(self, exc, in_a_row):
@@ -2079,9 +2174,9 @@ class Deployer:
                 if self.traffic_waiting_since is None:
                     self.traffic_waiting_since = now
                 if now - self.traffic_waiting_since < options.max_wait:
-                    self.events.emit("waiting", reason=f"traffic to judge: {verdict.reason}",
-                                     waited_s=round(now - self.traffic_waiting_since, 3),
-                                     next_poll_s=options.step_delay)
+                    self.reporter.event("waiting", reason=f"traffic to judge: {verdict.reason}",
+                                        waited_s=round(now - self.traffic_waiting_since, 3),
+                                        next_poll_s=options.step_delay)
                     return False
         self.traffic_waiting_since = None
         if options.step_check:
@@ -2099,27 +2194,21 @@ class Deployer:
             colours[name] = {"role": role, "requests": traffic.requests, "failures": traffic.failures,
                              "rate": round(traffic.rate, 4),
                              "rtime_ms": None if rtime_ms is None else round(rtime_ms, 1)}
-        figures = ", ".join(f"{name} {c['requests']} requests {c['failures']} failed ({c['rate']:.1%})"
-                            + ("" if c["rtime_ms"] is None else f" {c['rtime_ms']:.0f} ms")
-                            for name, c in colours.items())
-        log = logger.warning if verdict.outcome != "pass" else logger.info
-        log("step %d analysis: %s: %s (%s)", self.steps + 1, figures, verdict.outcome, verdict.reason)
-        self.events.emit("analysis", step=self.steps + 1, verdict=verdict.outcome, reason=verdict.reason,
-                         colours=colours)
+        self.reporter.event("analysis", step=self.steps + 1, verdict=verdict.outcome, reason=verdict.reason,
+                            colours=colours)
 
     def act(self, observation, step):
         new_app, old_app = observation.new_app, observation.old_app
         if step.kill:
             self.run_hook(old_app, step.kill, new_app)
-            logger.info("Killing %d drained old task(s) of %s:\n  - %s", len(step.kill), old_app["id"],
-                        "\n  - ".join(step.kill))
+            killing = self.reporter.before("killed", app=old_app["id"], tasks=list(step.kill), forced=step.forced)
             self.confirm("Continue?")
             self.marathon.kill_tasks(step.kill)  # no stop between the hook, the answer and the kill
-            self.events.emit("killed", app=old_app["id"], tasks=list(step.kill), forced=step.forced)
+            killing.done()
         if step.scale_to is not None:
-            logger.info("Scaling %s up to %d instance(s)", new_app["id"], step.scale_to)
+            scaling = self.reporter.before("scaled.up", app=new_app["id"], instances=step.scale_to)
             self.marathon.scale_app(new_app["id"], step.scale_to)
-            self.events.emit("scaled", app=new_app["id"], instances=step.scale_to)
+            scaling.done()
 
     def delete_old(self, old_app):
         logger.info("About to delete the old app %s", old_app["id"])
@@ -2135,7 +2224,7 @@ class Deployer:
             if exc.outcome != "maybe" or self.read_marathon(
                     lambda: self.marathon.get_app(app_id, missing_ok=True)) is not None:
                 raise
-        self.events.emit("deleted", app=app_id)
+        self.reporter.emit("deleted", app=app_id)
 
     def run_hook(self, old_app, task_ids, new_app):
         if self.options.pre_kill_hook:
@@ -2158,14 +2247,12 @@ class Deployer:
     def report(self, observation, step, waited_s):
         """One progress line per poll, and a poll event; ``waited_s``: how long this step has waited so far."""
         new_app, old_app = observation.new_app, observation.old_app
-        maint = max((_lb_counts(lb).get("maint", 0) for lb in observation.lbs), default=0)
         doing = f"waiting: {step.wait} (waited {waited_s:.0f} s in this step)" if step.wait else _describe_step(step)
-        logger.info("step %d: %s up, %s %d draining %d, %s", self.steps + 1, summarise(new_app),
-                    colour_of(old_app) or old_app["id"], old_app.get("instances", 0), maint, doing)
-        self.events.emit(
+        self.reporter.event(
             "poll", step=self.steps + 1, new_app=new_app["id"], new_instances=new_app.get("instances", 0),
             old_app=old_app["id"], old_instances=old_app.get("instances", 0), waiting=step.wait,
             lbs=[_lb_counts(lb) for lb in observation.lbs],
+            _new=summarise(new_app), _old=colour_of(old_app) or old_app["id"], _doing=doing,
         )
 
 
@@ -2207,8 +2294,8 @@ class SwapSteps:
         self.deployer.report(observation, step, waited_s)
 
     def waiting(self, step, waited_s, pause_s):
-        self.deployer.events.emit("waiting", reason=step.wait, waited_s=round(waited_s, 3),
-                                  next_poll_s=round(pause_s, 3))
+        self.deployer.reporter.event("waiting", reason=step.wait, waited_s=round(waited_s, 3),
+                                     next_poll_s=round(pause_s, 3))
 
     def finish(self, observation):
         logger.info("Hybrid deployment in place: new %s, old %s", summarise(observation.new_app),
@@ -2273,9 +2360,9 @@ class RollbackSteps:
     def act(self, observation, step):
         deployer, plan = self.deployer, self.plan
         if step.scale_to is not None:
-            logger.info("Scaling %s back to %d instance(s)", plan.old_id, step.scale_to)
+            scaling = deployer.reporter.before("scaled.back", app=plan.old_id, instances=step.scale_to)
             deployer.marathon.scale_app(plan.old_id, step.scale_to)
-            deployer.events.emit("scaled", app=plan.old_id, instances=step.scale_to)
+            scaling.done()
         elif step.hand_over:
             deployer.hand_over(plan.old_id, plan.target, plan.new_id)
             self.handed_over = True
@@ -2662,8 +2749,8 @@ def show_status(deployer, app):
     refresh that marathon-lb answers: a watch left open for an hour would
     otherwise fork inside HAProxy 720 times at 5 s.
     """
-    options, events, out = deployer.options, deployer.events, deployer.out
-    block = TerminalBlock(out) if options.watch and not events.enabled and is_terminal(out) else None
+    options, reporter, out = deployer.options, deployer.reporter, deployer.out
+    block = TerminalBlock(out) if options.watch and not reporter.enabled and is_terminal(out) else None
     refresh, pids_known = 0, set()  # pids_known: marathon-lbs whose PIDs this run has read
     while True:
         try:
@@ -2675,8 +2762,8 @@ def show_status(deployer, app):
             group = deployment_group(app)
             reading = GroupReading(group=group, backend=backend_name(group, service_port(app)), error=str(exc))
         status = group_status(reading, options)
-        if events.enabled:
-            events.emit("status", **status.fields())
+        if reporter.enabled:
+            reporter.event("status", **status.fields())
         elif block is not None:
             block.draw(render_status(status) + [f"(refreshed every {options.step_delay:g} s; Ctrl-C to stop)"])
         else:
@@ -3186,11 +3273,11 @@ def _redact_word(word):
     return _URL_PASSWORD.sub(r"\1:***@", word)
 
 
-def _terminal_ask(question):
-    sys.stderr.write(question + " [Y/n] ")
-    sys.stderr.flush()
+def _terminal_ask(question, stdin, stderr):
+    stderr.write(question + " [Y/n] ")
+    stderr.flush()
     while True:
-        answer = sys.stdin.readline()
+        answer = stdin.readline()
         if not answer:
             return False
         answer = answer.strip().lower()
@@ -3198,8 +3285,8 @@ def _terminal_ask(question):
             return True
         if answer in ("n", "no"):
             return False
-        sys.stderr.write("Please answer yes or no: ")
-        sys.stderr.flush()
+        stderr.write("Please answer yes or no: ")
+        stderr.flush()
 
 
 def make_session(options, clock):
@@ -3214,81 +3301,121 @@ def make_session(options, clock):
     return session
 
 
+@dataclasses.dataclass(frozen=True)
+class Environment:
+    """What zdd runs in: its streams, clock, prompt and environment variables. Tests pass their own."""
+
+    stdout: typing.TextIO
+    stderr: typing.TextIO
+    stdin: typing.TextIO
+    clock: object
+    ask: typing.Callable = None  # question -> yes (True) or no; None: zdd asks on the terminal
+    environ: typing.Mapping = None  # None: os.environ
+
+    def stdin_isatty(self):
+        return self.stdin.isatty()
+
+    def prompt(self, question):
+        """The operator's answer, asked on the terminal."""
+        return _terminal_ask(question, self.stdin, self.stderr)
+
+
+@dataclasses.dataclass
+class Run:
+    """One run once its options are parsed: what ``execute`` works with, and what main reports a failure from."""
+
+    options: Options
+    env: Environment
+    reporter: Reporter
+    live: LiveHandler = None  # the live view on a terminal, or None
+    deployer: Deployer = None  # set by ``execute`` once it made it: the failure report reads what it last saw
+
+
 def main(argv=None, *, clock=None, ask=None, stdout=None, stderr=None, environ=None):
-    """Run zdd; returns the exit code. Tests pass a fake clock and an answer for prompts."""
+    """Run zdd; returns the exit code. Tests pass a fake clock and an answer for prompts.
+
+    Parses the command line, runs ``execute``, and maps how it ended to the
+    exit code: a ZddError to its own, reported from what zdd last saw; any
+    other exception to INTERNAL, with the traceback once.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
-    stdout = stdout or sys.stdout
-    stderr = stderr or sys.stderr
-    clock = clock or SystemClock()
+    env = Environment(stdout or sys.stdout, stderr or sys.stderr, sys.stdin, clock or SystemClock(), ask, environ)
     try:
-        options = parse_options(argv, environ)
+        options = parse_options(argv, env.environ)
     except ZddError as exc:
-        stderr.write(f"zdd: error: {exc}\n")
+        env.stderr.write(f"zdd: error: {exc}\n")
         return exc.exit_code
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else ExitCode.OK
-    if options is None:
-        stdout.write(__doc__ + EXIT_CODES_HELP)
+    if options is None:  # --longhelp
+        env.stdout.write(__doc__ + EXIT_CODES_HELP)
         return ExitCode.OK
-    setup_logging(options, stderr)
-    live = start_live_view(options, stderr)
-    interrupts = Interrupts(clock)
-    deadline = Deadline(clock, options.deadline, deadline_rollback_share(options))
-    events = Events(options.output == "json", stdout, clock)
-    deployer = None
+    setup_logging(options, env.stderr)
+    run = Run(options, env, Reporter(options.output == "json", env.stdout, env.clock),
+              live=start_live_view(options, env.stderr))
+    try:
+        code = execute(run)
+    except ZddError as exc:
+        code = exc.exit_code
+        _report_failure(exc, run)
+    except Exception as exc:  # an unexpected failure: the traceback, once
+        code = ExitCode.INTERNAL
+        run.reporter.event("error.unexpected", message=f"unexpected error: {type(exc).__name__}",
+                           exit_code=int(code), _exc=exc)
+    finally:
+        if run.live is not None:
+            run.live.block.clear()
+    run.reporter.event("finished", **_summary(code, run))
+    return int(code)
+
+
+def execute(run):
+    """Load the app, build the HTTP sessions, clients and Deployer, and run the status view or the deployment."""
+    options, env, reporter = run.options, run.env, run.reporter
+    interrupts = Interrupts(env.clock)
+    deadline = Deadline(env.clock, options.deadline, deadline_rollback_share(options))
     installed = False
     sessions = []
     try:
         app = load_app(options)  # the inputs first: a bad JSON file is reported as such
-        if ask is None:
-            if not options.force and not options.dry_run and not options.status and not sys.stdin.isatty():
-                raise InvalidArgs("zdd would prompt, but standard input is not a terminal: pass --force")
-            ask = _terminal_ask
-        events.emit("start", version=__version__, app=app["id"], group=deployment_group(app),
-                    dry_run=options.dry_run)
+        if env.ask is None and not (options.force or options.dry_run or options.status) and not env.stdin_isatty():
+            raise InvalidArgs("zdd would prompt, but standard input is not a terminal: pass --force")
+        reporter.event("start", version=__version__, app=app["id"], group=deployment_group(app),
+                       dry_run=options.dry_run)
         if threading.current_thread() is threading.main_thread():
             interrupts.install()
             installed = True
-        sessions.append(make_session(options, clock))
-        marathon_http = HttpClient(sessions[-1], options.request_timeout, deadline, clock, interrupts)
+        sessions.append(make_session(options, env.clock))
+        marathon_http = HttpClient(sessions[-1], options.request_timeout, deadline, env.clock, interrupts)
         lb_session = requests.Session()
         sessions.append(lb_session)
         lb_session.headers["User-Agent"] = f"zdd/{__version__}"
-        lb_http = HttpClient(lb_session, options.request_timeout, deadline, clock, interrupts)
-        deployer = deployer_for(live)(options, MarathonClient(options.marathon, marathon_http),
-                            MarathonLbClient(options.marathon_lb, lb_http), clock, ask, stdout, interrupts,
-                            deadline, events)
-        code = show_status(deployer, app) if options.status else deployer.run(app)
-    except ZddError as exc:
-        code = exc.exit_code
-        _report_failure(exc, deployer, options, events)
-    except Exception as exc:  # an unexpected failure: the traceback, once
-        logger.exception("unexpected error")
-        code = ExitCode.INTERNAL
-        events.emit("error", message=f"unexpected error: {type(exc).__name__}", exit_code=int(code))
+        lb_http = HttpClient(lb_session, options.request_timeout, deadline, env.clock, interrupts)
+        run.deployer = deployer_for(run.live)(options, MarathonClient(options.marathon, marathon_http),
+                                              MarathonLbClient(options.marathon_lb, lb_http), env.clock,
+                                              env.ask or env.prompt, env.stdout, interrupts, deadline, reporter)
+        return show_status(run.deployer, app) if options.status else run.deployer.run(app)
     finally:
         if installed:
             interrupts.uninstall()
         for session in sessions:
             session.close()
-        if live is not None:
-            live.block.clear()
-    events.emit("finished", **_summary(code, deployer, options, clock, events))
-    return int(code)
 
 
 RESULTS = {ExitCode.OK: "deployed", ExitCode.DECLINED: "declined", ExitCode.ROLLED_BACK: "rolled_back",
            ExitCode.INTERRUPTED: "interrupted", ExitCode.TERMINATED: "interrupted"}
 
 
-def _summary(code, deployer, options, clock, events):
+def _summary(code, run):
     """The fields of the final event."""
+    options, deployer = run.options, run.deployer
     result = RESULTS.get(code, "failed")
     if code == ExitCode.OK and options.dry_run:
         result = "dry_run"
     if code == ExitCode.OK and options.status:
         result = "status"
-    summary = {"result": result, "exit_code": int(code), "duration_s": round(clock.monotonic() - events.started, 3),
+    summary = {"result": result, "exit_code": int(code),
+               "duration_s": round(run.env.clock.monotonic() - run.reporter.started, 3),
                "steps": deployer.steps if deployer else 0, "new_app": None, "old_app": None}
     if deployer is not None and deployer.plan is not None:
         summary.update(new_app=deployer.plan.new_id, old_app=deployer.plan.old_id)
@@ -3297,16 +3424,16 @@ def _summary(code, deployer, options, clock, events):
     return summary
 
 
-def _report_failure(exc, deployer, options, events):
-    logger.error("%s", f"{exc} ({exc.hint})" if exc.hint else exc)
-    swapping = deployer is not None and deployer.swapping
-    if swapping and not isinstance(exc, (InvalidArgs, BadApp, Declined, RolledBack)):
+def _report_failure(exc, run):
+    """The error event; its text: the error, and while both apps exist their state as last seen and the ways on."""
+    deployer, argv = run.deployer, run.options.argv
+    report = {}
+    if deployer is not None and deployer.swapping and not isinstance(exc, (InvalidArgs, BadApp, Declined, RolledBack)):
         plan = deployer.plan
-        state = [f"{app_id}: {_last_seen_state(deployer, app_id)}" for app_id in (plan.new_id, plan.old_id)]
-        logger.error("state: %s", "; ".join(state))
-        logger.error("to finish: %s", resume_command(options.argv))
-        logger.error("to go back: %s", resume_command(options.argv, "--complete-prev"))
-    events.emit("error", message=str(exc), exit_code=int(exc.exit_code))
+        report = {"_state": "; ".join(f"{app_id}: {_last_seen_state(deployer, app_id)}"
+                                      for app_id in (plan.new_id, plan.old_id)),
+                  "_finish": resume_command(argv), "_back": resume_command(argv, "--complete-prev")}
+    run.reporter.event("error", message=str(exc), exit_code=int(exc.exit_code), _hint=exc.hint, **report)
 
 
 def _last_seen_state(deployer, app_id):
