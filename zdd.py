@@ -1820,7 +1820,6 @@ class Deployer:
         self.last_seen = {}  # app id -> the app (None: gone) as Marathon last showed it
         self.writes_failing_since = None  # when the writes failing in a row began to fail
         self.just_wrote = False  # the app was created and zdd paused after it: the swap's first wait is done
-        self.traffic_waiting_since = None  # when a step began waiting for enough traffic to judge
 
     # -- entry -------------------------------------------------------------
 
@@ -1991,8 +1990,10 @@ class Deployer:
             return self.rollback(failure)
 
     def swap(self):
-        tally = self.traffic_baseline() if self.options.analysing else Tally()  # since the last step's writes
-        return self.converge(SwapSteps(self, tally), looks=int(self.just_wrote))
+        steps = SwapSteps(self)
+        if self.options.analysing:
+            steps.traffic_baseline()
+        return self.converge(steps, looks=int(self.just_wrote))
 
     def rollback(self, failure):
         """Restore the old app to the target, then drain and delete the new one."""
@@ -2098,20 +2099,6 @@ class Deployer:
         observation = Observation(new_app, old_app, lbs=None, marathon_wait_s=waited_s)
         return named(observation, self.resolve)
 
-    def hand_over(self, app_id, target, failed_id):
-        """Make marathon-lb treat the restored app as the new one, so that it drains the failed app.
-
-        marathon-lb calls "new" the app scaled last; Marathon keeps
-        ``lastScalingAt`` on a scale to the same count, so scale up by one and
-        at once back (forced over the first deployment): Marathon stops the
-        extra task while it is still staging, before any marathon-lb routes it.
-        """
-        scaling = self.reporter.before("scaled.hand_over", app=app_id, instances=target + 1, _drains=failed_id)
-        self.marathon.scale_app(app_id, target + 1)
-        scaling.done()
-        self.marathon.scale_app(app_id, target, force=True)
-        self.reporter.emit("scaled", app=app_id, instances=target)
-
     def backend(self, app):
         port = (app.get("labels") or {}).get(LABEL_PORT) or service_port(app)
         return backend_name(deployment_group(app), port)
@@ -2145,78 +2132,6 @@ class Deployer:
             return
         logger.warning("%s; reading Marathon again before deciding", exc)
 
-    def traffic_baseline(self):
-        """The tally's starting point: every marathon-lb's counters read now, before the first step."""
-        plan = self.plan
-        try:
-            observation = self.observe(plan.new_id, plan.old_id, SwapSteps(self, Tally()).complete)
-        except MarathonFailed as exc:  # the loop reads again; its first poll is the baseline then
-            logger.warning("no traffic baseline before the first step (%s): step 1 counts from its first poll", exc)
-            return Tally()
-        lbs = self.lbs.observe(self.backend(observation.new_app))
-        return tally_traffic(Tally(), dataclasses.replace(observation, lbs=lbs))
-
-    def gate(self, observation, step, tally):
-        """Before a scale-up or the delete: judge the step's traffic, then run --step-check; False: wait for traffic."""
-        options, new_app, old_app = self.options, observation.new_app, observation.old_app
-        if options.analysing:
-            names = (colour_of(new_app) or new_app["id"], colour_of(old_app) or old_app["id"])
-            verdict = judge_traffic(tally.new, tally.baseline, options.analysis_min_requests, options.max_error_rate,
-                                    options.max_response_time, names)
-            self.report_analysis(names, tally, verdict)
-            if verdict.outcome == "fail":
-                raise CheckFailed(f"the analysis stopped the release at step {self.steps + 1}: {verdict.reason}")
-            if verdict.outcome == "inconclusive" and options.analysis_inconclusive == "fail":
-                raise CheckFailed(f"the analysis could not judge step {self.steps + 1} (--analysis-inconclusive "
-                                  f"fail): {verdict.reason}")
-            if verdict.outcome == "inconclusive" and options.analysis_inconclusive == "wait":
-                now = self.clock.monotonic()
-                if self.traffic_waiting_since is None:
-                    self.traffic_waiting_since = now
-                if now - self.traffic_waiting_since < options.max_wait:
-                    self.reporter.event("waiting", reason=f"traffic to judge: {verdict.reason}",
-                                        waited_s=round(now - self.traffic_waiting_since, 3),
-                                        next_poll_s=options.step_delay)
-                    return False
-        self.traffic_waiting_since = None
-        if options.step_check:
-            # before the delete, the tasks that go are all the old app's
-            tasks = [task["id"] for task in old_app.get("tasks") or []] if step.delete_old else step.kill
-            self.run_command("step check", options.step_check, old_app, tasks, new_app, CheckFailed,
-                             "the deployment stops")
-        return True
-
-    def report_analysis(self, names, tally, verdict):
-        """The analysis of one step: a progress line and an ``analysis`` event."""
-        colours = {}
-        for role, name, traffic in (("new", names[0], tally.new), ("old", names[1], tally.baseline)):
-            rtime_ms = traffic.rtime_ms
-            colours[name] = {"role": role, "requests": traffic.requests, "failures": traffic.failures,
-                             "rate": round(traffic.rate, 4),
-                             "rtime_ms": None if rtime_ms is None else round(rtime_ms, 1)}
-        self.reporter.event("analysis", step=self.steps + 1, verdict=verdict.outcome, reason=verdict.reason,
-                            colours=colours)
-
-    def act(self, observation, step):
-        new_app, old_app = observation.new_app, observation.old_app
-        if step.kill:
-            self.run_hook(old_app, step.kill, new_app)
-            killing = self.reporter.before("killed", app=old_app["id"], tasks=list(step.kill), forced=step.forced)
-            self.confirm("Continue?")
-            self.marathon.kill_tasks(step.kill)  # no stop between the hook, the answer and the kill
-            killing.done()
-        if step.scale_to is not None:
-            scaling = self.reporter.before("scaled.up", app=new_app["id"], instances=step.scale_to)
-            self.marathon.scale_app(new_app["id"], step.scale_to)
-            scaling.done()
-
-    def delete_old(self, old_app):
-        logger.info("About to delete the old app %s", old_app["id"])
-        self.confirm("Continue?")
-        self.delete_app(old_app["id"])
-        logger.info("Deleted %s: the deployment is complete", old_app["id"])
-        return ExitCode.OK
-
     def delete_app(self, app_id):
         try:
             self.marathon.delete_app(app_id)
@@ -2225,24 +2140,6 @@ class Deployer:
                     lambda: self.marathon.get_app(app_id, missing_ok=True)) is not None:
                 raise
         self.reporter.emit("deleted", app=app_id)
-
-    def run_hook(self, old_app, task_ids, new_app):
-        if self.options.pre_kill_hook:
-            self.run_command("pre-kill hook", self.options.pre_kill_hook, old_app, task_ids, new_app, HookRefused,
-                             "not killing any task")
-
-    def run_command(self, what, command, old_app, task_ids, new_app, failure, refusal):
-        """Run a hook or check with the old app, the task ids and the new app as JSON; ``failure`` unless it exits 0."""
-        logger.info("Calling the %s %s", what, command)
-        argv = [command, json.dumps(old_app), json.dumps(list(task_ids)), json.dumps(new_app)]
-        try:
-            result = subprocess.run(argv, timeout=self.deadline.bound(HOOK_TIMEOUT_S), check=False)
-        except subprocess.TimeoutExpired:
-            raise failure(f"the {what} {command} did not finish in time") from None
-        except OSError as exc:
-            raise failure(f"the {what} {command} could not run: {exc.strerror}") from None
-        if result.returncode != 0:
-            raise failure(f"the {what} {command} exited with {result.returncode}: {refusal}")
 
     def report(self, observation, step, waited_s):
         """One progress line per poll, and a poll event; ``waited_s``: how long this step has waited so far."""
@@ -2260,16 +2157,23 @@ NOT_YET = object()  # what a step's act returns when it wrote nothing and the lo
 
 
 class SwapSteps:
-    """The swap's part of the one loop: its decision, its report, its acts (new app up, old app down)."""
+    """The swap's part of the one loop: its decision, its acts (new app up, old app down) and its checks.
+
+    The checks before a scale-up or the delete: the step's traffic judged
+    (--max-error-rate, --max-response-time) and --step-check; before a kill,
+    the --pre-kill-hook.
+    """
 
     doing = "deploying"  # for the deadline's message
     writing = "changing instances"  # for the locked message
 
-    def __init__(self, deployer, tally):
+    def __init__(self, deployer):
         self.deployer = deployer
+        self.options = deployer.options
         self.plan = deployer.plan
         self.app_ids = (self.plan.new_id, self.plan.old_id)
-        self.tally = tally
+        self.tally = Tally()  # the traffic since the last step's writes
+        self.traffic_waiting_since = None  # when a step began waiting for enough traffic to judge
 
     def complete(self, new_app, old_app):
         if new_app is None:
@@ -2281,16 +2185,16 @@ class SwapSteps:
     def decide(self, observation, waited_s):
         if observation.lbs is None and not observation.new_app.get("deployments"):
             return Step(read_lbs=True)
-        return decide(observation, self.plan, waited_s, self.deployer.options.max_wait)
+        return decide(observation, self.plan, waited_s, self.options.max_wait)
 
     def seen(self, observation):
-        if self.deployer.options.analysing:
+        if self.options.analysing:
             self.tally = tally_traffic(self.tally, observation)
 
     def report(self, observation, step, waited_s):
         if step.forced:
             logger.warning("--max-wait (%g s) passed: going on with the old tasks in MAINT, drained or not",
-                           self.deployer.options.max_wait)
+                           self.options.max_wait)
         self.deployer.report(observation, step, waited_s)
 
     def waiting(self, step, waited_s, pause_s):
@@ -2303,19 +2207,100 @@ class SwapSteps:
         return ExitCode.OK
 
     def act(self, observation, step):
-        deployer = self.deployer
-        if (step.scale_to is not None or step.delete_old) and not deployer.gate(observation, step, self.tally):
-            deployer.sleep(deployer.options.step_delay)
+        deployer, new_app, old_app = self.deployer, observation.new_app, observation.old_app
+        if (step.scale_to is not None or step.delete_old) and not self.gate(observation, step):
+            deployer.sleep(self.options.step_delay)
             return NOT_YET
         if step.delete_old:
             deployer.steps += 1
-            return deployer.delete_old(observation.old_app)
-        deployer.act(observation, step)
+            logger.info("About to delete the old app %s", old_app["id"])
+            deployer.confirm("Continue?")
+            deployer.delete_app(old_app["id"])
+            logger.info("Deleted %s: the deployment is complete", old_app["id"])
+            return ExitCode.OK
+        if step.kill:
+            if self.options.pre_kill_hook:
+                self.run_command("pre-kill hook", self.options.pre_kill_hook, old_app, step.kill, new_app,
+                                 HookRefused, "not killing any task")
+            killing = deployer.reporter.before("killed", app=old_app["id"], tasks=list(step.kill), forced=step.forced)
+            deployer.confirm("Continue?")
+            deployer.marathon.kill_tasks(step.kill)  # no stop between the hook, the answer and the kill
+            killing.done()
+        if step.scale_to is not None:
+            scaling = deployer.reporter.before("scaled.up", app=new_app["id"], instances=step.scale_to)
+            deployer.marathon.scale_app(new_app["id"], step.scale_to)
+            scaling.done()
         return None
 
     def wrote(self):
         self.tally = new_window(self.tally)
         self.deployer.steps += 1
+
+    def traffic_baseline(self):
+        """The tally's starting point: every marathon-lb's counters read now, before the first step."""
+        deployer = self.deployer
+        try:
+            observation = deployer.observe(*self.app_ids, self.complete)
+        except MarathonFailed as exc:  # the loop reads again; its first poll is the baseline then
+            logger.warning("no traffic baseline before the first step (%s): step 1 counts from its first poll", exc)
+            return
+        lbs = deployer.lbs.observe(deployer.backend(observation.new_app))
+        self.tally = tally_traffic(Tally(), dataclasses.replace(observation, lbs=lbs))
+
+    def gate(self, observation, step):
+        """Before a scale-up or the delete: judge the step's traffic, then run --step-check; False: wait for traffic."""
+        options, new_app, old_app = self.options, observation.new_app, observation.old_app
+        number = self.deployer.steps + 1
+        if options.analysing:
+            names = (colour_of(new_app) or new_app["id"], colour_of(old_app) or old_app["id"])
+            verdict = judge_traffic(self.tally.new, self.tally.baseline, options.analysis_min_requests,
+                                    options.max_error_rate, options.max_response_time, names)
+            self.report_analysis(number, names, verdict)
+            if verdict.outcome == "fail":
+                raise CheckFailed(f"the analysis stopped the release at step {number}: {verdict.reason}")
+            if verdict.outcome == "inconclusive" and options.analysis_inconclusive == "fail":
+                raise CheckFailed(f"the analysis could not judge step {number} (--analysis-inconclusive "
+                                  f"fail): {verdict.reason}")
+            if verdict.outcome == "inconclusive" and options.analysis_inconclusive == "wait":
+                now = self.deployer.clock.monotonic()
+                if self.traffic_waiting_since is None:
+                    self.traffic_waiting_since = now
+                if now - self.traffic_waiting_since < options.max_wait:
+                    self.deployer.reporter.event("waiting", reason=f"traffic to judge: {verdict.reason}",
+                                                 waited_s=round(now - self.traffic_waiting_since, 3),
+                                                 next_poll_s=options.step_delay)
+                    return False
+        self.traffic_waiting_since = None
+        if options.step_check:
+            # before the delete, the tasks that go are all the old app's
+            tasks = [task["id"] for task in old_app.get("tasks") or []] if step.delete_old else step.kill
+            self.run_command("step check", options.step_check, old_app, tasks, new_app, CheckFailed,
+                             "the deployment stops")
+        return True
+
+    def report_analysis(self, number, names, verdict):
+        """The analysis of step ``number``: a progress line and an ``analysis`` event."""
+        colours = {}
+        for role, name, traffic in (("new", names[0], self.tally.new), ("old", names[1], self.tally.baseline)):
+            rtime_ms = traffic.rtime_ms
+            colours[name] = {"role": role, "requests": traffic.requests, "failures": traffic.failures,
+                             "rate": round(traffic.rate, 4),
+                             "rtime_ms": None if rtime_ms is None else round(rtime_ms, 1)}
+        self.deployer.reporter.event("analysis", step=number, verdict=verdict.outcome, reason=verdict.reason,
+                                     colours=colours)
+
+    def run_command(self, what, command, old_app, task_ids, new_app, failure, refusal):
+        """Run a hook or check with the old app, the task ids and the new app as JSON; ``failure`` unless it exits 0."""
+        logger.info("Calling the %s %s", what, command)
+        argv = [command, json.dumps(old_app), json.dumps(list(task_ids)), json.dumps(new_app)]
+        try:
+            result = subprocess.run(argv, timeout=self.deployer.deadline.bound(HOOK_TIMEOUT_S), check=False)
+        except subprocess.TimeoutExpired:
+            raise failure(f"the {what} {command} did not finish in time") from None
+        except OSError as exc:
+            raise failure(f"the {what} {command} could not run: {exc.strerror}") from None
+        if result.returncode != 0:
+            raise failure(f"the {what} {command} exited with {result.returncode}: {refusal}")
 
 
 class RollbackSteps:
@@ -2364,12 +2349,27 @@ class RollbackSteps:
             deployer.marathon.scale_app(plan.old_id, step.scale_to)
             scaling.done()
         elif step.hand_over:
-            deployer.hand_over(plan.old_id, plan.target, plan.new_id)
-            self.handed_over = True
+            self.hand_over()
         elif step.delete_old:
             deployer.delete_app(plan.new_id)
             return ExitCode.ROLLED_BACK
         return None
+
+    def hand_over(self):
+        """Make marathon-lb treat the restored app as the new one, so that it drains the failed app.
+
+        marathon-lb calls "new" the app scaled last; Marathon keeps
+        ``lastScalingAt`` on a scale to the same count, so scale up by one and
+        at once back (forced over the first deployment): Marathon stops the
+        extra task while it is still staging, before any marathon-lb routes it.
+        """
+        marathon, reporter, plan = self.deployer.marathon, self.deployer.reporter, self.plan
+        scaling = reporter.before("scaled.hand_over", app=plan.old_id, instances=plan.target + 1, _drains=plan.new_id)
+        marathon.scale_app(plan.old_id, plan.target + 1)
+        scaling.done()
+        marathon.scale_app(plan.old_id, plan.target, force=True)
+        reporter.emit("scaled", app=plan.old_id, instances=plan.target)
+        self.handed_over = True
 
     def wrote(self):
         pass
