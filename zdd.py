@@ -1818,6 +1818,7 @@ class Deployer:
         self.marathon_away_since = None  # when the Marathon outage now waited out began
         self.marathon_waited_s = 0.0  # seconds spent waiting for Marathon in this run
         self.last_seen = {}  # app id -> the app (None: gone) as Marathon last showed it
+        self.writes_failed = 0  # writes without a clear outcome in a row
         self.writes_failing_since = None  # when the writes failing in a row began to fail
         self.just_wrote = False  # the app was created and zdd paused after it: the swap's first wait is done
 
@@ -1917,26 +1918,44 @@ class Deployer:
     # -- writes ------------------------------------------------------------
 
     def create(self, app):
-        ambiguous_writes = 0
-        while True:
-            try:
-                self.marathon.create_app(app)
-                break
-            except Locked as exc:
-                self.wait_locked(f"creating {app['id']}", exc)
-            except CreateFailed as exc:
-                if exc.outcome != "maybe":
-                    raise
-                self.swapping = self.plan is not None  # until Marathon answers, the app may exist: --resume
-                if self.read_marathon(lambda: self.marathon.get_app(app["id"], missing_ok=True)) is not None:
-                    logger.warning("%s; Marathon has the app now, carrying on", exc)
-                    break
-                self.swapping = False
-                if ambiguous_writes >= AMBIGUOUS_WRITES_TOLERATED:
-                    raise
-                ambiguous_writes += 1
-                logger.warning("%s; Marathon does not have the app: creating it again", exc)
+        def landed():
+            self.swapping = self.plan is not None  # until Marathon answers, the app may exist: --resume
+            there = self.marathon.get_app(app["id"], missing_ok=True) is not None
+            self.swapping = there and self.plan is not None
+            return there
+
+        while not self.write(f"creating {app['id']}", lambda: self.marathon.create_app(app), landed, first=True):
+            pass
         self.reporter.event("created", app=app["id"], instances=app.get("instances"))
+
+    def write(self, doing, send, landed=None, first=False):
+        """Send one Marathon write: True when it is done, False when the caller should look again and decide again.
+
+        The one path of every write (docs/behaviour.rst, 'Writes that fail').
+        Locked (a deployment holds the app): wait --step-delay. No clear
+        outcome (``WriteFailed.outcome``): ``landed``, a read, may show that
+        Marathon did it all the same; otherwise the failure counts in
+        ``write_failed``. A refused write stops zdd. The ``first`` write, the
+        create, before which nothing is half done, is not sent again when it
+        never reached Marathon, and at most 3 times otherwise.
+        """
+        try:
+            send()
+        except Locked as exc:
+            self.wait_locked(doing, exc)
+            return False
+        except WriteFailed as exc:
+            if exc.outcome is None or first and exc.outcome == "unsent":
+                raise
+            if exc.outcome == "maybe" and landed is not None and self.read_marathon(landed):
+                logger.warning("%s; Marathon shows it done, carrying on", exc)
+                self.writes_failed = 0
+                return True
+            self.writes_failed += 1
+            self.write_failed(exc, self.writes_failed, first)
+            return False
+        self.writes_failed = 0
+        return True
 
     def wait_locked(self, doing, exc):
         self.reporter.event("waiting.locked", reason=f"app locked by a deployment while {doing}", _busy=exc,
@@ -2020,14 +2039,15 @@ class Deployer:
 
         One loop for the swap and the rollback (docs/behaviour.rst,
         'The swap loop'): it checks for signals and the deadline before every poll,
-        stops a wait without progress (StallWatch), looks again soon after a
-        write or a changed wait, and takes Marathon's answers to a write
-        (locked, ambiguous) by waiting and deciding again from a new poll.
+        stops a wait without progress (StallWatch), and looks again soon after
+        a write or a changed wait. The acts write through ``write``: a write
+        that did not go through (locked, no clear outcome) is decided again
+        from a new poll.
         """
         stall = StallWatch(self.clock, self.options.stall_timeout)
         waiting_since = None  # when the wait that --max-wait bounds began
         step_since = self.clock.monotonic()  # when this step started (what the progress line shows)
-        writes_failed, last_wait = 0, None  # failed writes in a row; the last poll's wait
+        last_wait = None  # the last poll's wait
         while True:
             self.interrupts.check()
             self.deadline.check(steps.doing)
@@ -2050,21 +2070,13 @@ class Deployer:
                 steps.waiting(step, now - step_since, pause_s)
                 self.sleep(pause_s)
                 continue
-            try:
-                result = steps.act(observation, step)
-                if result is NOT_YET:
-                    continue
-                if result is not None:
-                    return result
-                writes_failed = 0
+            result = steps.act(observation, step)
+            if result is NOT_YET:
+                continue
+            if result is None:
                 self.pause_after_write()
-            except Locked as exc:
-                self.wait_locked(steps.writing, exc)
-            except WriteFailed as exc:
-                if exc.outcome is None:
-                    raise
-                writes_failed += 1
-                self.write_failed(exc, writes_failed)
+            elif result is not NOT_SENT:
+                return result
             steps.wrote()
             waiting_since = None
             step_since = self.clock.monotonic()
@@ -2113,18 +2125,19 @@ class Deployer:
                                 next_poll_s=pause_s)
         self.sleep(pause_s)
 
-    def write_failed(self, exc, in_a_row):
+    def write_failed(self, exc, in_a_row, first=False):
         """After a write without a clear answer: read again and decide again.
 
         At once up to 3 times in a row, then every --step-delay, until such
-        failures in a row have lasted --stall-timeout: then ``exc`` stops zdd.
+        failures in a row have lasted --stall-timeout: then ``exc`` stops zdd
+        (the ``first`` write: after 3 at once).
         """
         now = self.clock.monotonic()
         if in_a_row == 1:
             self.writes_failing_since = now
         failing_s = now - self.writes_failing_since
         if in_a_row > AMBIGUOUS_WRITES_TOLERATED:
-            if self.options.stall_timeout and failing_s >= self.options.stall_timeout:
+            if first or self.options.stall_timeout and failing_s >= self.options.stall_timeout:
                 raise exc
             logger.warning("%s; %d writes in a row failed in %.0f s: reading Marathon again in %g s", exc, in_a_row,
                            failing_s, self.options.step_delay)
@@ -2132,14 +2145,13 @@ class Deployer:
             return
         logger.warning("%s; reading Marathon again before deciding", exc)
 
-    def delete_app(self, app_id):
-        try:
-            self.marathon.delete_app(app_id)
-        except DeleteFailed as exc:
-            if exc.outcome != "maybe" or self.read_marathon(
-                    lambda: self.marathon.get_app(app_id, missing_ok=True)) is not None:
-                raise
+    def delete_app(self, app_id, doing):
+        """Delete an app; False: the delete did not go through, decide again."""
+        if not self.write(doing, lambda: self.marathon.delete_app(app_id),
+                          lambda: self.marathon.get_app(app_id, missing_ok=True) is None):
+            return False
         self.reporter.emit("deleted", app=app_id)
+        return True
 
     def report(self, observation, step, waited_s):
         """One progress line per poll, and a poll event; ``waited_s``: how long this step has waited so far."""
@@ -2154,6 +2166,7 @@ class Deployer:
 
 
 NOT_YET = object()  # what a step's act returns when it wrote nothing and the loop should poll again
+NOT_SENT = object()  # what it returns when a write did not go through: the loop decides again from a new poll
 
 
 class SwapSteps:
@@ -2215,7 +2228,8 @@ class SwapSteps:
             deployer.steps += 1
             logger.info("About to delete the old app %s", old_app["id"])
             deployer.confirm("Continue?")
-            deployer.delete_app(old_app["id"])
+            if not deployer.delete_app(old_app["id"], self.writing):
+                return NOT_SENT
             logger.info("Deleted %s: the deployment is complete", old_app["id"])
             return ExitCode.OK
         if step.kill:
@@ -2224,11 +2238,14 @@ class SwapSteps:
                                  HookRefused, "not killing any task")
             killing = deployer.reporter.before("killed", app=old_app["id"], tasks=list(step.kill), forced=step.forced)
             deployer.confirm("Continue?")
-            deployer.marathon.kill_tasks(step.kill)  # no stop between the hook, the answer and the kill
+            # no stop between the hook, the answer and the kill
+            if not deployer.write(self.writing, lambda: deployer.marathon.kill_tasks(step.kill)):
+                return NOT_SENT
             killing.done()
         if step.scale_to is not None:
             scaling = deployer.reporter.before("scaled.up", app=new_app["id"], instances=step.scale_to)
-            deployer.marathon.scale_app(new_app["id"], step.scale_to)
+            if not deployer.write(self.writing, lambda: deployer.marathon.scale_app(new_app["id"], step.scale_to)):
+                return NOT_SENT
             scaling.done()
         return None
 
@@ -2346,13 +2363,13 @@ class RollbackSteps:
         deployer, plan = self.deployer, self.plan
         if step.scale_to is not None:
             scaling = deployer.reporter.before("scaled.back", app=plan.old_id, instances=step.scale_to)
-            deployer.marathon.scale_app(plan.old_id, step.scale_to)
+            if not deployer.write(self.writing, lambda: deployer.marathon.scale_app(plan.old_id, step.scale_to)):
+                return NOT_SENT
             scaling.done()
         elif step.hand_over:
-            self.hand_over()
+            return self.hand_over()
         elif step.delete_old:
-            deployer.delete_app(plan.new_id)
-            return ExitCode.ROLLED_BACK
+            return ExitCode.ROLLED_BACK if deployer.delete_app(plan.new_id, self.writing) else NOT_SENT
         return None
 
     def hand_over(self):
@@ -2363,13 +2380,17 @@ class RollbackSteps:
         at once back (forced over the first deployment): Marathon stops the
         extra task while it is still staging, before any marathon-lb routes it.
         """
-        marathon, reporter, plan = self.deployer.marathon, self.deployer.reporter, self.plan
+        deployer, plan = self.deployer, self.plan
+        marathon, reporter = deployer.marathon, deployer.reporter
         scaling = reporter.before("scaled.hand_over", app=plan.old_id, instances=plan.target + 1, _drains=plan.new_id)
-        marathon.scale_app(plan.old_id, plan.target + 1)
+        if not deployer.write(self.writing, lambda: marathon.scale_app(plan.old_id, plan.target + 1)):
+            return NOT_SENT
         scaling.done()
-        marathon.scale_app(plan.old_id, plan.target, force=True)
+        if not deployer.write(self.writing, lambda: marathon.scale_app(plan.old_id, plan.target, force=True)):
+            return NOT_SENT
         reporter.emit("scaled", app=plan.old_id, instances=plan.target)
         self.handed_over = True
+        return None
 
     def wrote(self):
         pass

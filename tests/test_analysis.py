@@ -245,6 +245,19 @@ def test_a_rollback_delete_answered_5xx_is_read_again_and_decided_again(world, a
     assert settle(world) == {BLUE: (3, 3)}
 
 
+def test_a_rollback_delete_refused_as_locked_is_waited_for(world, app_path):
+    # one write path: a locked app is waited for in the rollback as in the swap (it ended the rollback, exit 14)
+    seed_blue(world, 3)
+    world.lb.serve_traffic(100, error_rate={GREEN: 0.2})
+    world.sim.fail_next("DELETE", r"^/v2/apps/nginx-green$", 409,
+                        body={"message": "App is locked by one or more deployments."})
+    code, _, err = run(world, app_path, *RATE, "--on-failure", "rollback", "--stall-timeout", "60")
+    assert code == zdd.ExitCode.ROLLED_BACK, err
+    assert "Marathon is busy (App is locked by one or more deployments.) while restoring the old app" in err
+    assert writes(world)[-1] == ("delete", GREEN)
+    assert settle(world) == {BLUE: (3, 3)}
+
+
 def test_a_good_release_is_judged_at_every_step_and_completes(world, app_path):
     seed_blue(world, 3)
     world.lb.serve_traffic(100)
