@@ -1799,15 +1799,18 @@ ROLLBACK_CAUSES = (DeadlineExceeded, Stalled, HookRefused, ScaleFailed, CheckFai
 
 
 class Deployer:
-    """Runs one zdd invocation against Marathon and marathon-lb."""
+    """Runs one zdd invocation against Marathon and marathon-lb: chooses the roles, then runs the loop.
 
-    def __init__(self, options, marathon, lbs, clock, ask, out, interrupts, deadline, reporter, resolve=resolve_host):
+    ``env`` gives the clock, the prompt and standard output (the app definition).
+    """
+
+    def __init__(self, options, marathon, lbs, env, interrupts, deadline, reporter, resolve=resolve_host):
         self.options = options
         self.marathon = marathon
         self.lbs = lbs
-        self.clock = clock
-        self.ask = ask
-        self.out = out
+        self.clock = env.clock
+        self.ask = env.ask or env.prompt
+        self.out = env.stdout
         self.interrupts = interrupts
         self.deadline = deadline
         self.reporter = reporter
@@ -3413,8 +3416,8 @@ def execute(run):
         lb_session.headers["User-Agent"] = f"zdd/{__version__}"
         lb_http = HttpClient(lb_session, options.request_timeout, deadline, env.clock, interrupts)
         run.deployer = deployer_for(run.live)(options, MarathonClient(options.marathon, marathon_http),
-                                              MarathonLbClient(options.marathon_lb, lb_http), env.clock,
-                                              env.ask or env.prompt, env.stdout, interrupts, deadline, reporter)
+                                              MarathonLbClient(options.marathon_lb, lb_http), env, interrupts,
+                                              deadline, reporter)
         return show_status(run.deployer, app) if options.status else run.deployer.run(app)
     finally:
         if installed:
