@@ -2208,10 +2208,10 @@ class SwapSteps:
             self.tally = tally_traffic(self.tally, observation)
 
     def report(self, observation, step, waited_s):
+        self.deployer.report(observation, step, waited_s)
         if step.forced:
             logger.warning("--max-wait (%g s) passed: going on with the old tasks in MAINT, drained or not",
                            self.options.max_wait)
-        self.deployer.report(observation, step, waited_s)
 
     def waiting(self, step, waited_s, pause_s):
         self.deployer.reporter.event("waiting", reason=step.wait, waited_s=round(waited_s, 3),

@@ -253,6 +253,10 @@ def test_max_wait_kills_maint_tasks_still_holding_sessions(world, app_file):
     code, _, err = run(world, app_file(), "--max-wait", "60")
     assert code == 0, err
     assert "--max-wait (60 s) passed" in err
+    # the warning stands right before the kill it explains, after the step's progress line
+    log = [line.split(" zdd: ", 1)[-1] for line in err.splitlines()]
+    forced = log.index("--max-wait (60 s) passed: going on with the old tasks in MAINT, drained or not")
+    assert log[forced - 1].startswith("step 1: ") and log[forced + 1].startswith("Killing 1 drained old task(s)")
     assert writes(world) == SEQUENCE_3
     assert world.clock.slept_s >= 3 * 60
 
