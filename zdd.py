@@ -1927,11 +1927,14 @@ class Deployer:
             self.swapping = there and self.plan is not None
             return there
 
-        while not self.write(f"creating {app['id']}", lambda: self.marathon.create_app(app), landed, first=True):
+        notes = ("Marathon has the app now, carrying on", "Marathon does not have the app: creating it again")
+        while not self.write(f"creating {app['id']}", lambda: self.marathon.create_app(app), landed, first=True,
+                             notes=notes):
             pass
         self.reporter.event("created", app=app["id"], instances=app.get("instances"))
 
-    def write(self, doing, send, landed=None, first=False):
+    def write(self, doing, send, landed=None, first=False,
+              notes=("Marathon shows it done, carrying on", "reading Marathon again before deciding")):
         """Send one Marathon write: True when it is done, False when the caller should look again and decide again.
 
         The one path of every write (docs/behaviour.rst, 'Writes that fail').
@@ -1940,7 +1943,8 @@ class Deployer:
         Marathon did it all the same; otherwise the failure counts in
         ``write_failed``. A refused write stops zdd. The ``first`` write, the
         create, before which nothing is half done, is not sent again when it
-        never reached Marathon, and at most 3 times otherwise.
+        never reached Marathon, and at most 3 times otherwise. ``notes``: what
+        the log says after the failure when Marathon shows it done, and when not.
         """
         try:
             send()
@@ -1951,11 +1955,11 @@ class Deployer:
             if exc.outcome is None or first and exc.outcome == "unsent":
                 raise
             if exc.outcome == "maybe" and landed is not None and self.read_marathon(landed):
-                logger.warning("%s; Marathon shows it done, carrying on", exc)
+                logger.warning("%s; %s", exc, notes[0])
                 self.writes_failed = 0
                 return True
             self.writes_failed += 1
-            self.write_failed(exc, self.writes_failed, first)
+            self.write_failed(exc, self.writes_failed, first, notes[1])
             return False
         self.writes_failed = 0
         return True
@@ -2076,14 +2080,12 @@ class Deployer:
             result = steps.act(observation, step)
             if result is NOT_YET:
                 continue
-            if result is None:
-                self.pause_after_write()
-            elif result is not NOT_SENT:
+            if result is not None and result is not NOT_SENT:
                 return result
-            steps.wrote()
+            paused = steps.wrote(sent=result is None)
             waiting_since = None
             step_since = self.clock.monotonic()
-            looks, last_wait = 1, None  # the pause after the write was the first wait
+            looks, last_wait = int(paused), None  # a pause after the write was the first wait
 
     def decide(self, steps, observation, waited_s):
         """One poll's step: marathon-lb read when the decision needs it, its PIDs read before a kill or a delete."""
@@ -2128,7 +2130,7 @@ class Deployer:
                                 next_poll_s=pause_s)
         self.sleep(pause_s)
 
-    def write_failed(self, exc, in_a_row, first=False):
+    def write_failed(self, exc, in_a_row, first=False, note="reading Marathon again before deciding"):
         """After a write without a clear answer: read again and decide again.
 
         At once up to 3 times in a row, then every --step-delay, until such
@@ -2146,7 +2148,7 @@ class Deployer:
                            failing_s, self.options.step_delay)
             self.sleep(self.options.step_delay)
             return
-        logger.warning("%s; reading Marathon again before deciding", exc)
+        logger.warning("%s; %s", exc, note)
 
     def delete_app(self, app_id, doing):
         """Delete an app; False: the delete did not go through, decide again."""
@@ -2252,9 +2254,13 @@ class SwapSteps:
             scaling.done()
         return None
 
-    def wrote(self):
+    def wrote(self, sent):
+        """After a step's writes (``sent``: they went through): the pause, then the next step's traffic window."""
+        if sent:
+            self.deployer.pause_after_write()
         self.tally = new_window(self.tally)
         self.deployer.steps += 1
+        return sent
 
     def traffic_baseline(self):
         """The tally's starting point: every marathon-lb's counters read now, before the first step."""
@@ -2395,8 +2401,8 @@ class RollbackSteps:
         self.handed_over = True
         return None
 
-    def wrote(self):
-        pass
+    def wrote(self, sent):
+        return False  # no pause: the next poll comes at once, and waits as the decision says
 
 
 def _describe_step(step):
