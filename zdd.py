@@ -980,6 +980,8 @@ def decide(observation, plan, waited_s, max_wait_s):
     new_app, old_app = observation.new_app, observation.old_app
     if new_app.get("deployments"):
         return Step(wait="the new app's Marathon deployment is in progress", bounded=False)
+    if observation.lbs is None:
+        return Step(read_lbs=True)
     new_count, old_count = new_app.get("instances", 0), old_app.get("instances", 0)
     if plan.hybrid_goal and new_count == plan.hybrid_goal and old_count == plan.target - plan.hybrid_goal:
         return Step(done=True)
@@ -1216,10 +1218,8 @@ class Deadline:
         started = clock.monotonic()
         self.final_at = started + seconds if seconds else None
         self.ends_at = started + seconds - seconds * rollback_share if seconds else None
-        self.phase = "deployment"
 
     def enter_rollback(self):
-        self.phase = "rollback"
         self.ends_at = self.final_at
 
     def remaining(self):
@@ -1928,12 +1928,11 @@ class Deployer:
             return there
 
         notes = ("Marathon has the app now, carrying on", "Marathon does not have the app: creating it again")
-        while not self.write(f"creating {app['id']}", lambda: self.marathon.create_app(app), landed, first=True,
-                             notes=notes):
+        while not self.write(f"creating {app['id']}", lambda: self.marathon.create_app(app), landed, notes):
             pass
         self.reporter.event("created", app=app["id"], instances=app.get("instances"))
 
-    def write(self, doing, send, landed=None, first=False,
+    def write(self, doing, send, landed=None,
               notes=("Marathon shows it done, carrying on", "reading Marathon again before deciding")):
         """Send one Marathon write: True when it is done, False when the caller should look again and decide again.
 
@@ -1941,9 +1940,9 @@ class Deployer:
         Locked (a deployment holds the app): wait --step-delay. No clear
         outcome (``WriteFailed.outcome``): ``landed``, a read, may show that
         Marathon did it all the same; otherwise the failure counts in
-        ``write_failed``. A refused write stops zdd. The ``first`` write, the
-        create, before which nothing is half done, is not sent again when it
-        never reached Marathon, and at most 3 times otherwise. ``notes``: what
+        ``write_failed``. A refused write stops zdd. Before anything is half
+        done (not ``swapping``: the create), a write that never reached
+        Marathon is not sent again, and others at most 3 times. ``notes``: what
         the log says after the failure when Marathon shows it done, and when not.
         """
         try:
@@ -1952,14 +1951,14 @@ class Deployer:
             self.wait_locked(doing, exc)
             return False
         except WriteFailed as exc:
-            if exc.outcome is None or first and exc.outcome == "unsent":
+            if exc.outcome is None or not self.swapping and exc.outcome == "unsent":
                 raise
             if exc.outcome == "maybe" and landed is not None and self.read_marathon(landed):
                 logger.warning("%s; %s", exc, notes[0])
                 self.writes_failed = 0
                 return True
             self.writes_failed += 1
-            self.write_failed(exc, self.writes_failed, first, notes[1])
+            self.write_failed(exc, notes[1])
             return False
         self.writes_failed = 0
         return True
@@ -2058,7 +2057,7 @@ class Deployer:
         while True:
             self.interrupts.check()
             self.deadline.check(steps.doing)
-            observation = self.observe(*steps.app_ids, steps.complete)
+            observation = self.observe(steps)
             now = self.clock.monotonic()
             waiting_since = now if waiting_since is None else waiting_since
             observation, step = self.decide(steps, observation, now - waiting_since)
@@ -2102,17 +2101,18 @@ class Deployer:
             step = steps.decide(observation, waited_s)
         return observation, step
 
-    def observe(self, new_id, old_id, complete):
-        """Both apps from Marathon (an outage waited out), ``complete``d, with their tasks' server names.
+    def observe(self, steps):
+        """Both apps of ``steps.app_ids`` from Marathon (an outage waited out), ``steps.complete``d, named.
 
         marathon-lb is not read here: the decision asks for it (``Step.read_lbs``).
         """
+        new_id, old_id = steps.app_ids
         waited_s = self.marathon_waited_s
         new_app, old_app = self.read_marathon(lambda: (self.marathon.get_app(new_id, missing_ok=True),
                                                        self.marathon.get_app(old_id, missing_ok=True)))
         waited_s = self.marathon_waited_s - waited_s
         self.last_seen = {new_id: new_app, old_id: old_app}
-        new_app, old_app = complete(new_app, old_app)
+        new_app, old_app = steps.complete(new_app, old_app)
         observation = Observation(new_app, old_app, lbs=None, marathon_wait_s=waited_s)
         return named(observation, self.resolve)
 
@@ -2130,19 +2130,20 @@ class Deployer:
                                 next_poll_s=pause_s)
         self.sleep(pause_s)
 
-    def write_failed(self, exc, in_a_row, first=False, note="reading Marathon again before deciding"):
-        """After a write without a clear answer: read again and decide again.
+    def write_failed(self, exc, note):
+        """After ``self.writes_failed`` writes in a row without a clear answer: read again and decide again.
 
         At once up to 3 times in a row, then every --step-delay, until such
         failures in a row have lasted --stall-timeout: then ``exc`` stops zdd
-        (the ``first`` write: after 3 at once).
+        (before anything is half done: after 3 at once).
         """
+        in_a_row = self.writes_failed
         now = self.clock.monotonic()
         if in_a_row == 1:
             self.writes_failing_since = now
         failing_s = now - self.writes_failing_since
         if in_a_row > AMBIGUOUS_WRITES_TOLERATED:
-            if first or self.options.stall_timeout and failing_s >= self.options.stall_timeout:
+            if not self.swapping or self.options.stall_timeout and failing_s >= self.options.stall_timeout:
                 raise exc
             logger.warning("%s; %d writes in a row failed in %.0f s: reading Marathon again in %g s", exc, in_a_row,
                            failing_s, self.options.step_delay)
@@ -2201,8 +2202,6 @@ class SwapSteps:
         return new_app, old_app
 
     def decide(self, observation, waited_s):
-        if observation.lbs is None and not observation.new_app.get("deployments"):
-            return Step(read_lbs=True)
         return decide(observation, self.plan, waited_s, self.options.max_wait)
 
     def seen(self, observation):
@@ -2266,7 +2265,7 @@ class SwapSteps:
         """The tally's starting point: every marathon-lb's counters read now, before the first step."""
         deployer = self.deployer
         try:
-            observation = deployer.observe(*self.app_ids, self.complete)
+            observation = deployer.observe(self)
         except MarathonFailed as exc:  # the loop reads again; its first poll is the baseline then
             logger.warning("no traffic baseline before the first step (%s): step 1 counts from its first poll", exc)
             return
