@@ -28,29 +28,12 @@ from tests.sandbox.clock import RealClock
 from tests.sandbox.lbsync import MarathonLB
 from tests.sandbox.load import LoadGenerator
 from tests.sandbox.marathon import MarathonSim
+from tests.sandbox.ports import free_port
 from tests.sandbox.tasks import ProcessLauncher
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GROUP = "web"
 DEFAULT_STEP_DELAY_S = 0.5
-
-
-def _free_everywhere(ips, taken=()):
-    """A TCP port free on every one of ``ips``."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind((ips[0], 0))
-            port = probe.getsockname()[1]
-        if port in taken:
-            continue
-        try:
-            for ip in ips[1:]:
-                with socket.socket() as other:
-                    other.bind((ip, port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no port free on %s" % ", ".join(ips))
 
 
 def can_bind(ip):
@@ -96,9 +79,9 @@ class Cluster:
         self.sim = MarathonSim(clock=self.clock, launcher=self.launcher, marathon_version=marathon_version,
                                keep_alive=keep_alive)
         self.lb_ips = ["127.0.0.%d" % (index + 1) for index in range(lbs)]
-        self.stats_port = _free_everywhere(self.lb_ips)
-        self.service_port = _free_everywhere(self.lb_ips, {self.stats_port})
-        self.alt_port = _free_everywhere(self.lb_ips, {self.stats_port, self.service_port})
+        self.stats_port = free_port(self.lb_ips)
+        self.service_port = free_port(self.lb_ips, {self.stats_port})
+        self.alt_port = free_port(self.lb_ips, {self.stats_port, self.service_port})
         self.lbs = []
         self.haproxy_options = haproxy_options  # MarathonLB's: getpids, head, nbthread
 

@@ -29,6 +29,8 @@ import urllib.request
 from pathlib import Path
 from typing import List, Optional
 
+from tests.sandbox.ports import free_port
+
 SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")  # where a package puts haproxy, off a user's PATH
 START_TIMEOUT_S = 10.0
 RELOAD_TIMEOUT_S = 10.0
@@ -256,13 +258,6 @@ class HAProxyError(Exception):
     """HAProxy refused a config, or did not start or reload in time."""
 
 
-def _free_port(ip):
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((ip, 0))
-        return probe.getsockname()[1]
-
-
 def unix_command(path, command, timeout_s=SOCKET_TIMEOUT_S):
     """Send one command to an HAProxy CLI socket and return the whole answer."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
@@ -304,7 +299,7 @@ class HAProxyInstance:
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.bind_ip = bind_ip
-        self.stats_port = stats_port or _free_port(bind_ip)
+        self.stats_port = stats_port or free_port(bind_ip)
         self.haproxy_bin = haproxy_bin or find_haproxy()
         if self.haproxy_bin is None:
             raise HAProxyError("HAProxy is not installed (python -m tests.sandbox.ensure_haproxy)")

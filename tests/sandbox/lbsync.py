@@ -35,6 +35,7 @@ import urllib.request
 
 from tests.sandbox import mlb
 from tests.sandbox.haproxy import HAProxyInstance
+from tests.sandbox.ports import free_port
 
 SYNC_INTERVAL_S = 0.2
 MARATHON_TIMEOUT_S = 5.0
@@ -136,7 +137,7 @@ class MarathonLB:
                 self._sink = _Sink((self.haproxy.bind_ip, 0))
                 threading.Thread(target=self._sink.serve_forever, kwargs={"poll_interval": 0.1},
                                  name="marathon-lb-sink", daemon=True).start()
-                hold_port = _free_port(self.haproxy.bind_ip)
+                hold_port = free_port(self.haproxy.bind_ip)
                 self.haproxy.hold = (hold_port, self._sink.server_address[1])
             elif not on and self._sink is not None:
                 self._drop_kept(keep=0)
@@ -227,7 +228,3 @@ class _Sink(socketserver.ThreadingTCPServer):
         super().__init__(address, _SinkHandler)
 
 
-def _free_port(ip):
-    with socket.socket() as probe:
-        probe.bind((ip, 0))
-        return probe.getsockname()[1]

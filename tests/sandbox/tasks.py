@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from tests.sandbox.ports import free_port  # noqa: F401 (tests import it from here too)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 LABEL_COLOUR = "HAPROXY_DEPLOYMENT_COLOUR"
@@ -159,13 +161,6 @@ def _is_free(ip, port):
         except OSError:
             return False
     return True
-
-
-def free_port(ip="127.0.0.1"):
-    """A TCP port nobody on ``ip`` listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((ip, 0))
-        return probe.getsockname()[1]
 
 
 def _signal_group(pgid, signum):
