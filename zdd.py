@@ -736,8 +736,7 @@ def _comparable(app):
     network mode are dropped, and so is the first service port (zdd
     alternates it); then Marathon's defaults and empty values are left out.
     """
-    app = {key: value for key, value in _drop_nulls(json.loads(json.dumps(app))).items()
-           if key not in NOT_COMPARED_FIELDS}
+    app = {key: value for key, value in _drop_nulls(app).items() if key not in NOT_COMPARED_FIELDS}  # a copy
     app["labels"] = {key: value for key, value in (app.get("labels") or {}).items()
                      if key not in PER_DEPLOYMENT_LABELS}
     if app.get("uris") and not app.get("fetch"):
@@ -765,17 +764,17 @@ def _comparable(app):
     ports = app.pop("ports", None)
     if mode == "host":
         container.pop("portMappings", None)
-        if ports and not app.get("portDefinitions"):
+        if isinstance(ports, list) and ports and not app.get("portDefinitions"):
             app["portDefinitions"] = [{"port": port} for port in ports]
         entries, key = app.get("portDefinitions"), "port"
     else:
         app.pop("portDefinitions", None)
         app.pop("requirePorts", None)  # host networking only
         entries, key = container.get("portMappings"), "servicePort"
-        for mapping in entries or []:
+        for mapping in entries if isinstance(entries, list) else []:
             if mode == "container/bridge" and isinstance(mapping, dict) and mapping.get("hostPort") == 0:
                 del mapping["hostPort"]  # Marathon's default in bridge mode
-    if entries and isinstance(entries[0], dict):
+    if isinstance(entries, list) and entries and isinstance(entries[0], dict):
         entries[0].pop(key, None)  # the service port zdd alternates; HAPROXY_0_PORT holds the JSON's own
     return _without_defaults(app, "")
 

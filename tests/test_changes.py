@@ -238,3 +238,13 @@ def test_a_first_deployment_is_never_unchanged(world, app_path):
     assert code == 0, err
     assert writes(world) == [("create", "/nginx-blue", 5)]
     assert events[-1]["result"] == "deployed"
+
+
+@pytest.mark.parametrize("odd", [
+    {"ports": 10000}, {"portDefinitions": {"port": 1}}, {"networks": "host"}, {"networks": [5]},
+    {"container": {"portMappings": "x", "docker": "y"}}, {"healthChecks": [None, 3]}, {"labels": None},
+])
+def test_an_odd_answer_is_compared_without_a_crash(odd):
+    running = captured("zdd_app_blue_marathon1.5.json")
+    new = zdd.prepare_app(load_fixture("1-nginx-marathon1.5.json"), running, OPTIONS, NOW)
+    assert isinstance(zdd.definition_changes(dict(running, **odd), new), tuple)
