@@ -696,9 +696,9 @@ MARATHON_DEFAULTS = {
     "cpus": (1,), "mem": (128,), "disk": (0,), "gpus": (0,), "executor": ("",),
     "backoffSeconds": (1,), "backoffFactor": (1.15,), "maxLaunchDelaySeconds": (3600,),
     "requirePorts": (False,), "killSelection": ("YOUNGEST_FIRST",), "tty": (False,),
-    "upgradeStrategy": ({"minimumHealthCapacity": 1, "maximumOverCapacity": 1},),
-    "unreachableStrategy": ({"inactiveAfterSeconds": 300, "expungeAfterSeconds": 600},
-                            {"inactiveAfterSeconds": 0, "expungeAfterSeconds": 0}),
+    "upgradeStrategy.minimumHealthCapacity": (1,), "upgradeStrategy.maximumOverCapacity": (1,),
+    # 300 and 600 s in the captured 1.5 answers; 0 and 0 in later 1.4 and 1.5 releases
+    "unreachableStrategy.inactiveAfterSeconds": (300, 0), "unreachableStrategy.expungeAfterSeconds": (600, 0),
     "residency.relaunchEscalationTimeoutSeconds": (3600,), "residency.taskLostBehavior": ("WAIT_FOREVER",),
     "networks": ([{"mode": "host"}],),
     "container.type": ("DOCKER",),
@@ -811,6 +811,8 @@ def definition_changes(running, new):
 
 
 def _collect_changes(old, new, path, changes):
+    if old is _ABSENT and isinstance(new, dict) or new is _ABSENT and isinstance(old, dict):
+        old, new = ({} if old is _ABSENT else old), ({} if new is _ABSENT else new)  # each field on its own line
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new)):
             _collect_changes(old.get(key, _ABSENT), new.get(key, _ABSENT), f"{path}.{key}" if path else key, changes)

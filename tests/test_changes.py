@@ -59,7 +59,7 @@ def edited(edit):
     (lambda a: a["container"]["docker"].update(image="nginx:2"),
      [("container.docker.image", "brndnmtthws/nginx-echo-sleep", "nginx:2")]),
     (lambda a: a.update(cpus=0.5, env={"MODE": "fast"}),
-     [("cpus", 0.1, 0.5), ("env", None, {"MODE": "fast"})]),
+     [("cpus", 0.1, 0.5), ("env.MODE", None, "fast")]),
     (lambda a: a["labels"].update(HAPROXY_GROUP="internal"), [("labels.HAPROXY_GROUP", "external", "internal")]),
     (lambda a: a["labels"].update(HAPROXY_DEPLOYMENT_ALT_PORT="10002"),
      [("labels.HAPROXY_DEPLOYMENT_ALT_PORT", "10001", "10002")]),
@@ -73,6 +73,8 @@ def edited(edit):
     (lambda a: a.pop("mem"), [("mem", 65, 128)]),
     (lambda a: a.pop("acceptedResourceRoles"), [("acceptedResourceRoles", ["*", "slave_public"], None)]),
     (lambda a: a.update(backoffSeconds=10), [("backoffSeconds", 1, 10)]),
+    (lambda a: a.update(upgradeStrategy={"minimumHealthCapacity": 0.5}),
+     [("upgradeStrategy.minimumHealthCapacity", 1, 0.5)]),
     # a list whose length changed is one change, without Marathon's defaults in its entries
     (lambda a: a["healthChecks"].append({"protocol": "TCP", "portIndex": 0}),
      [("healthChecks", [{"gracePeriodSeconds": 15, "intervalSeconds": 3, "maxConsecutiveFailures": 10,
@@ -98,6 +100,12 @@ def test_what_the_json_changes_is_shown_by_path(edit, expected):
 ])
 def test_marathon_defaults_and_what_zdd_sets_are_no_change(edit):
     assert changes_against(captured("zdd_app_blue_marathon1.5.json"), edited(edit)) == []
+
+
+def test_a_field_marathon_completes_compares_with_what_the_json_gave():
+    running = captured("zdd_app_blue_marathon1.5.json")
+    running["upgradeStrategy"] = {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 1}
+    assert changes_against(running, edited(lambda a: a.update(upgradeStrategy={"minimumHealthCapacity": 0.5}))) == []
 
 
 def test_an_answer_on_the_alternate_port_compares_the_same():
