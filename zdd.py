@@ -44,6 +44,11 @@ above the limit and above the old colour's, with at least
 --analysis-min-requests requests seen, the release fails (exit 15; rolled
 back with --on-failure rollback). --step-check runs a gate of your own there.
 
+The plan lists the fields in which the new definition differs from the
+running colour's (what zdd sets, what Marathon adds to its answers and
+Marathon's defaults left out); with --skip-unchanged, when nothing differs
+and no Marathon deployment runs on it, zdd says so and exits 0 with no write.
+
 --new-instances N leaves a hybrid group (N new, target - N old instances);
 --complete-cur or --complete-prev later converges it to one colour. When a run
 stops halfway (deadline, stall, Ctrl-C, a crash), run the same command again
@@ -150,7 +155,8 @@ class ExitCode(enum.IntEnum):
 
 EXIT_CODES_HELP = """
 Exit codes:
-    0  deployed (or the dry run is done)
+    0  deployed (or the dry run is done, or with --skip-unchanged nothing
+       differed)
     1  the operator answered no
     2  usage error (an unknown or malformed flag), or an unexpected internal
        error (with a traceback)
@@ -323,6 +329,7 @@ class Options:
     max_response_time: float = None  # milliseconds; None: the latency check is off
     analysis_inconclusive: str = "continue"
     step_check: str = None
+    skip_unchanged: bool = False
 
     @property
     def analysing(self):
@@ -669,6 +676,152 @@ def expected_draining(healthy_new, old_tasks, old_instances, target):
 def look_again_s(looks, step_delay_s):
     """Seconds to wait before the next look, after ``looks`` waits for the same thing; at most step_delay_s."""
     return min(step_delay_s, FIRST_LOOK_AGAIN_S * LOOK_AGAIN_GROWTH ** min(looks, 64))
+
+
+# ---------------------------------------------------------------------------
+# Pure core: what differs from the running colour's definition
+# ---------------------------------------------------------------------------
+
+# Fields of a GET answer that are Marathon's record of the app (its state, versions, counts), not its definition.
+# Broader than the fields a POST must not carry: the comparison also leaves out what zdd and Marathon's defaults set.
+NOT_COMPARED_FIELDS = ("id", "instances", "version", "versionInfo", "tasks", "deployments", "tasksStaged",
+                       "tasksRunning", "tasksHealthy", "tasksUnhealthy", "lastTaskFailure", "taskStats",
+                       "readinessCheckResults")
+# zdd's labels that change with every deployment (its colour, time and counts); HAPROXY_APP_ID and HAPROXY_0_PORT
+# are compared: they hold the JSON's own id and service port.
+PER_DEPLOYMENT_LABELS = (LABEL_COLOUR, LABEL_STARTED_AT, LABEL_TARGET, LABEL_NEW_INSTANCES)
+# Marathon's defaults, by path ("[]": every entry of a list) -> the values Marathon 1.4 and 1.5 fill in for a field
+# the definition leaves out (docs/marathon-api.rst, 'Defaults'). A field holding one of them counts as left out.
+MARATHON_DEFAULTS = {
+    "cpus": (1,), "mem": (128,), "disk": (0,), "gpus": (0,), "executor": ("",),
+    "backoffSeconds": (1,), "backoffFactor": (1.15,), "maxLaunchDelaySeconds": (3600,),
+    "requirePorts": (False,), "killSelection": ("YOUNGEST_FIRST",), "tty": (False,),
+    "upgradeStrategy.minimumHealthCapacity": (1,), "upgradeStrategy.maximumOverCapacity": (1,),
+    # 300 and 600 s in the captured 1.5 answers; 0 and 0 in later 1.4 and 1.5 releases
+    "unreachableStrategy.inactiveAfterSeconds": (300, 0), "unreachableStrategy.expungeAfterSeconds": (600, 0),
+    "residency.relaunchEscalationTimeoutSeconds": (3600,), "residency.taskLostBehavior": ("WAIT_FOREVER",),
+    "networks": ([{"mode": "host"}],),
+    "container.type": ("DOCKER",),
+    "container.docker.forcePullImage": (False,), "container.docker.privileged": (False,),
+    "container.portMappings[].containerPort": (0,), "container.portMappings[].protocol": ("tcp",),
+    "container.portMappings[].servicePort": (0,),
+    "portDefinitions[].port": (0,), "portDefinitions[].protocol": ("tcp",),
+    "healthChecks[].protocol": ("HTTP",), "healthChecks[].portIndex": (0,),
+    "healthChecks[].gracePeriodSeconds": (300,), "healthChecks[].intervalSeconds": (60,),
+    "healthChecks[].timeoutSeconds": (20,), "healthChecks[].maxConsecutiveFailures": (3,),
+    "healthChecks[].delaySeconds": (15,), "healthChecks[].ignoreHttp1xx": (False,),
+    "fetch[].extract": (True,), "fetch[].executable": (False,), "fetch[].cache": (False,),
+}
+DOCKER_NETWORKS = {"BRIDGE": "container/bridge", "HOST": "host", "USER": "container"}
+DIFF_VALUE_CHARS = 200  # a value longer than this is cut in the plan's text line (the event has it whole)
+ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz", ".zip")  # uris Marathon extracts
+_ABSENT = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One field that differs: its dotted path, the running colour's value and the new one (None: left out)."""
+
+    path: str
+    old: object
+    new: object
+
+
+def _comparable(app):
+    """The parts of a definition a deployment changes, in one shape whichever Marathon version wrote it.
+
+    1.4's Docker networking and port mappings become 1.5's ``networks`` and
+    ``container.portMappings``; ``ports`` and ``uris`` become
+    ``portDefinitions`` and ``fetch``; port lists Marathon ignores for the
+    network mode are dropped, and so is the first service port (zdd
+    alternates it); then Marathon's defaults and empty values are left out.
+    """
+    app = {key: value for key, value in _drop_nulls(app).items() if key not in NOT_COMPARED_FIELDS}  # a copy
+    app["labels"] = {key: value for key, value in (app.get("labels") or {}).items()
+                     if key not in PER_DEPLOYMENT_LABELS}
+    if app.get("uris") and not app.get("fetch"):
+        app["fetch"] = [{"uri": uri, "extract": str(uri).endswith(ARCHIVE_SUFFIXES)} for uri in app["uris"]]
+    app.pop("uris", None)
+    container = app.get("container") if isinstance(app.get("container"), dict) else {}
+    docker = container.get("docker") if isinstance(container.get("docker"), dict) else {}
+    ip_address = app.pop("ipAddress", None)
+    network = docker.pop("network", None)
+    if not app.get("networks"):
+        if network in DOCKER_NETWORKS:
+            app["networks"] = [{"mode": DOCKER_NETWORKS[network]}]
+        elif isinstance(ip_address, dict) or network == "USER":
+            app["networks"] = [{"mode": "container"}]
+        if isinstance(ip_address, dict) and ip_address.get("networkName"):
+            app["networks"][0]["name"] = ip_address["networkName"]
+    mappings = docker.pop("portMappings", None)
+    if mappings and not container.get("portMappings"):
+        container["portMappings"] = mappings
+    networks = app.get("networks") if isinstance(app.get("networks"), list) else []
+    for entry in networks:
+        if isinstance(entry, dict):
+            entry.setdefault("mode", "container")  # Marathon's default network mode
+    mode = networks[0].get("mode") if networks and isinstance(networks[0], dict) else "host"
+    ports = app.pop("ports", None)
+    if mode == "host":
+        container.pop("portMappings", None)
+        if isinstance(ports, list) and ports and not app.get("portDefinitions"):
+            app["portDefinitions"] = [{"port": port} for port in ports]
+        entries, key = app.get("portDefinitions"), "port"
+    else:
+        app.pop("portDefinitions", None)
+        app.pop("requirePorts", None)  # host networking only
+        entries, key = container.get("portMappings"), "servicePort"
+        for mapping in entries if isinstance(entries, list) else []:
+            if mode == "container/bridge" and isinstance(mapping, dict) and mapping.get("hostPort") == 0:
+                del mapping["hostPort"]  # Marathon's default in bridge mode
+    if isinstance(entries, list) and entries and isinstance(entries[0], dict):
+        entries[0].pop(key, None)  # the service port zdd alternates; HAPROXY_0_PORT holds the JSON's own
+    return _without_defaults(app, "")
+
+
+def _without_defaults(value, pattern):
+    """``value`` without Marathon's defaults and empty fields, at every depth; ``pattern``: its path."""
+    if isinstance(value, list):
+        return [_without_defaults(entry, pattern + "[]") for entry in value]
+    if not isinstance(value, dict):
+        return value
+    kept = {}
+    for key, entry in value.items():
+        path = f"{pattern}.{key}" if pattern else key
+        entry = _without_defaults(entry, path)
+        if entry in ([], {}) or entry in MARATHON_DEFAULTS.get(path, ()):
+            continue
+        kept[key] = entry
+    return kept
+
+
+def definition_changes(running, new):
+    """The fields whose values differ between the running colour's definition and the new one, by path.
+
+    Both may be what Marathon answers for an app or what zdd prepares: the
+    comparison leaves out what zdd sets, what Marathon adds to a GET answer
+    and its defaults (``_comparable``). Objects are compared key by key and
+    lists of the same length entry by entry; a list whose length changed is
+    one change. A field left out shows as Marathon's default, or None
+    (docs/behaviour.rst, 'What differs, and --skip-unchanged').
+    """
+    changes = []
+    _collect_changes(_comparable(running), _comparable(new), "", changes)
+    return tuple(changes)
+
+
+def _collect_changes(old, new, path, changes):
+    if old is _ABSENT and isinstance(new, dict) or new is _ABSENT and isinstance(old, dict):
+        old, new = ({} if old is _ABSENT else old), ({} if new is _ABSENT else new)  # each field on its own line
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            _collect_changes(old.get(key, _ABSENT), new.get(key, _ABSENT), f"{path}.{key}" if path else key, changes)
+    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for index, (old_entry, new_entry) in enumerate(zip(old, new)):
+            _collect_changes(old_entry, new_entry, f"{path}[{index}]", changes)
+    elif old != new:
+        default = MARATHON_DEFAULTS.get(re.sub(r"\[\d+\]", "[]", path), (None,))[0]
+        changes.append(Change(path, default if old is _ABSENT else old, default if new is _ABSENT else new))
 
 
 # ---------------------------------------------------------------------------
@@ -1750,12 +1903,31 @@ def _error_lines(fields, json_output):
     return lines
 
 
+def _changes_lines(fields):
+    """The plan's diff from the running colour: one line per field that differs (none for a first deployment)."""
+    changes, old_app = fields["changes"], fields["old_app"]
+    if changes is None:
+        return []
+    if not changes:
+        return [TextLine(logging.INFO, "plan: nothing differs from %s (fields zdd sets and Marathon's "
+                                       "defaults left out)", (old_app,))]
+    return [TextLine(logging.INFO, "plan: %d field(s) differ from %s:\n  %s",
+                     (len(changes), old_app, "\n  ".join(f"{c['path']}: {_shown(c['old'])} -> {_shown(c['new'])}"
+                                                         for c in changes)))]
+
+
+def _shown(value, limit=DIFF_VALUE_CHARS):
+    """A value of the diff as JSON on one line, cut at ``limit`` characters; a field left out without a default."""
+    text = "(none)" if value is None else json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 TEXT_LINES = {
     # event name (with its variant) -> the text line(s) of its fields; the second argument: --output json
     "app_prepared": lambda f, json_output: [TextLine(
         logging.INFO, "Final app definition of %s: on standard output%s",
         (f["app"]["id"], " (the app_prepared event)" if json_output else ""))],
-    "plan": lambda f, json_output: [TextLine(logging.INFO, "plan: %s", (f["summary"],))],
+    "plan": lambda f, json_output: [TextLine(logging.INFO, "plan: %s", (f["summary"],))] + _changes_lines(f),
     "created": lambda f, json_output: [TextLine(logging.INFO, "Created %s with %s instance(s)",
                                                 (f["app"], f["instances"]))],
     "waiting.locked": lambda f, json_output: [TextLine(logging.INFO, "Marathon is busy (%s) while %s; waiting %s s",
@@ -1824,6 +1996,7 @@ class Deployer:
         self.writes_failed = 0  # writes without a clear outcome in a row
         self.writes_failing_since = None  # when the writes failing in a row began to fail
         self.just_wrote = False  # the app was created and zdd paused after it: the swap's first wait is done
+        self.skipped = False  # --skip-unchanged: the running colour has this definition already, nothing written
 
     # -- entry -------------------------------------------------------------
 
@@ -1838,13 +2011,19 @@ class Deployer:
                 f"group {group} has {len(apps)} app(s)"
             )
         previous = apps[0] if apps else None
+        new_app = prepare_app(app, previous, self.options, self.clock.now())
+        unchanged = previous is not None and not definition_changes(previous, new_app)
+        if self.options.skip_unchanged and unchanged and not previous.get("deployments"):
+            return self.skip(new_app, previous)
         if previous is not None:
             self.lbs.preflight()  # a dry run too: it reads what the real run reads first
-        new_app = prepare_app(app, previous, self.options, self.clock.now())
         self.print_definition(new_app)
         if previous is not None:
             self.plan = plan_swap(new_app, previous, self.options, hybrid=self.options.new_instances > 0)
         self.log_plan(new_app, previous, labels_set=ZDD_LABELS)
+        if self.options.skip_unchanged and unchanged:
+            logger.info("%s runs this definition already, but a Marathon deployment of it is in progress: "
+                        "deploying all the same (--skip-unchanged)", previous["id"])
         if self.options.dry_run:
             return ExitCode.OK
         self.confirm("Continue with deployment?")
@@ -1855,6 +2034,15 @@ class Deployer:
             return ExitCode.OK
         self.pause_after_write()
         return self.deploy()
+
+    def skip(self, new_app, previous):
+        """--skip-unchanged, nothing differs: the plan says so, and nothing is read from marathon-lb or written."""
+        self.print_definition(new_app)
+        self.plan = plan_swap(new_app, previous, self.options, hybrid=self.options.new_instances > 0)
+        self.log_plan(new_app, previous)
+        logger.info("%s runs this definition already: nothing to deploy (--skip-unchanged)", previous["id"])
+        self.skipped = True
+        return ExitCode.OK
 
     def resume(self, apps):
         options = self.options
@@ -1891,7 +2079,8 @@ class Deployer:
             self.out.flush()
 
     def log_plan(self, new_app, old_app, labels_set=None):
-        """What this run will do: the apps, ports, labels and the scale schedule if every step converges."""
+        """What this run will do: the apps, ports, labels, the scale schedule if every step converges, and the
+        fields that differ from the old app's definition (``definition_changes``)."""
         new_desc = f"{new_app['id']} ({colour_of(new_app)}, service port {service_port(new_app)})"
         labels = (new_app.get("labels") or {})
         if labels_set:
@@ -1909,8 +2098,10 @@ class Deployer:
                        f" behind HAProxy port {labels.get(LABEL_PORT)}: {new_colour} {' -> '.join(map(str, news))}, "
                        f"{old_colour} {' -> '.join(map(str, olds))}"
                        + (" (hybrid: both kept)" if plan.hybrid_goal else f" (then {old_app['id']} is deleted)"))
+        changes = None if old_app is None else [dataclasses.asdict(c) for c in definition_changes(old_app, new_app)]
         self.reporter.event("plan", new_app=new_app["id"], old_app=old_app and old_app["id"], target=plan.target,
-                            hybrid_goal=plan.hybrid_goal, new_schedule=news, old_schedule=olds, summary=summary)
+                            hybrid_goal=plan.hybrid_goal, new_schedule=news, old_schedule=olds, summary=summary,
+                            changes=changes)
 
     def confirm(self, question):
         if self.options.force:
@@ -3038,6 +3229,10 @@ def build_parser():
     add("--json", "-j", help="[required] the app JSON file")
     add("--dry-run", "-d", action="store_true", help="print the final app definition and the plan, write nothing")
     add("--force", "-f", action="store_true", help="do not prompt")
+    add("--skip-unchanged", action="store_true",
+        help="when the new definition does not differ from the running colour's (the plan's diff: fields zdd "
+        "sets and Marathon's defaults left out) and no Marathon deployment runs on it, say so and exit 0 "
+        "without writing anything")
     add("--step-delay", "-s", type=_non_negative(float), default=DEFAULT_STEP_DELAY_S,
         help="the longest wait in seconds between two looks while something is not ready: after its own write, "
         f"or when what it waits for changed, zdd looks again after {FIRST_LOOK_AGAIN_S:g} s, then "
@@ -3443,6 +3638,8 @@ def _summary(code, run):
         result = "dry_run"
     if code == ExitCode.OK and options.status:
         result = "status"
+    if code == ExitCode.OK and deployer is not None and deployer.skipped:
+        result = "unchanged"
     summary = {"result": result, "exit_code": int(code),
                "duration_s": round(run.env.clock.monotonic() - run.reporter.started, 3),
                "steps": deployer.steps if deployer else 0, "new_app": None, "old_app": None}

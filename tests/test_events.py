@@ -12,7 +12,7 @@ SCHEMA = {
     "start": {"version": str, "app": str, "group": str, "dry_run": bool},
     "app_prepared": {"app": dict},
     "plan": {"new_app": str, "old_app": OPTIONAL_STR, "target": int, "hybrid_goal": int, "new_schedule": list,
-             "old_schedule": list, "summary": str},
+             "old_schedule": list, "summary": str, "changes": (list, type(None))},
     "created": {"app": str, "instances": int},
     "poll": {"step": int, "new_app": str, "new_instances": int, "old_app": str, "old_instances": int,
              "waiting": OPTIONAL_STR, "lbs": list},
@@ -29,7 +29,7 @@ SCHEMA = {
 }
 LB_FIELDS = {"url": str, "pids": (int, type(None))}
 LB_COUNTS = {"up": int, "maint": int, "drained": int}
-RESULTS = {"deployed", "dry_run", "declined", "failed", "rolled_back", "interrupted"}
+RESULTS = {"deployed", "dry_run", "declined", "failed", "rolled_back", "interrupted", "unchanged"}
 
 
 def events_of(world, path, *args):
@@ -49,6 +49,9 @@ def check_schema(events):
         for field, kinds in SCHEMA[kind].items():
             assert field in event, (kind, field)
             assert isinstance(event[field], kinds), (kind, field, event[field])
+        if kind == "plan":
+            for change in event["changes"] or []:
+                assert set(change) == {"path", "old", "new"} and isinstance(change["path"], str), change
         if kind == "poll":
             for lb in event["lbs"]:
                 for field, kinds in LB_FIELDS.items():
@@ -82,6 +85,7 @@ def test_a_full_deployment_emits_valid_events(world, app_file):  # noqa: F811
 
 @pytest.mark.parametrize("setup, flags, result", [
     ("blue", ("--dry-run",), "dry_run"),
+    ("blue", ("--skip-unchanged",), "unchanged"),
     ("half", ("--dry-run", "--resume"), "dry_run"),
     ("half", (), "failed"),
 ])

@@ -195,6 +195,24 @@ def test_ip_per_task(cluster):
     assert set(load.counts()["by_colour"]) == {"blue", "green"}
 
 
+@pytest.mark.parametrize("version,ip_per_task", [("1.5", False), ("1.4", False), ("1.5", True)],
+                         ids=["marathon1.5", "marathon1.4", "marathon1.5-ip-per-task"])
+def test_an_unchanged_release_is_skipped(cluster_factory, version, ip_per_task):
+    """The JSON blue was deployed from, again with --skip-unchanged: nothing differs, nothing is written."""
+    cluster = cluster_factory(marathon_version=version)
+    options = {"shape": version, "ip_per_task": True} if ip_per_task else {"shape": version}
+    cluster.deploy_first(3, **options)
+    cluster.sim.clear_log()
+    result, load, _ = deploy_under_load(cluster, cluster.app(3, **options), "--skip-unchanged",
+                                        scenario="unchanged, Marathon %s" % version)
+    assert_exit(result)
+    assert "nothing differs from /web-blue" in result.stderr
+    assert "runs this definition already: nothing to deploy (--skip-unchanged)" in result.stderr
+    assert cluster.sim.writes() == []
+    assert cluster.apps() == {"/web-blue": (3, 3)}
+    assert load.counts()["failed"] == 0, load.summary()
+
+
 # --------------------------------------------------------------------------- hybrid
 
 

@@ -135,13 +135,17 @@ V14_EMPTY = {"env": {}, "constraints": [], "uris": [], "storeUrls": [], "fetch":
              "readinessChecks": [], "dependencies": [], "secrets": {}}
 V15_OMIT_EMPTY = ("args", "env", "constraints", "dependencies", "fetch", "healthChecks",
                   "readinessChecks", "secrets", "acceptedResourceRoles")
-V15_EXTRA = {"killSelection": "YOUNGEST_FIRST",
-             "unreachableStrategy": {"inactiveAfterSeconds": 300, "expungeAfterSeconds": 600}}
+# Both versions answer these (added in 1.4) for an app that leaves them out.
+KILL_AND_UNREACHABLE_DEFAULTS = {"killSelection": "YOUNGEST_FIRST",
+                                 "unreachableStrategy": {"inactiveAfterSeconds": 300, "expungeAfterSeconds": 600}}
+ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz", ".zip")  # uris fetched with extract
 # What a fault does to a request it hits (the module docstring says more).
 FAULT_KINDS = ("answer", "error", "delay", "drop")
 
-HEALTH_CHECK_DEFAULTS = {"gracePeriodSeconds": 300, "intervalSeconds": 60, "timeoutSeconds": 20,
-                         "maxConsecutiveFailures": 3}
+HEALTH_CHECK_DEFAULTS = {"protocol": "HTTP", "gracePeriodSeconds": 300, "intervalSeconds": 60, "timeoutSeconds": 20,
+                         "maxConsecutiveFailures": 3, "delaySeconds": 15}
+HTTP_PROTOCOLS = ("HTTP", "HTTPS")  # Marathon's own HTTP checks: answered with ignoreHttp1xx (default false)
+COMMAND_PROTOCOLS = ("COMMAND",)  # no port
 
 
 # --------------------------------------------------------------------------- helpers
@@ -189,6 +193,16 @@ def _label_float(app, key, default):
         return float((app.get("labels") or {}).get(key, default))
     except (TypeError, ValueError):
         return default
+
+
+def _health_check(check):
+    """A health check with what Marathon fills in: its defaults, ``portIndex`` 0 without a port, ``ignoreHttp1xx``."""
+    full = dict(HEALTH_CHECK_DEFAULTS, **check)
+    if full["protocol"] not in COMMAND_PROTOCOLS and "port" not in full:
+        full.setdefault("portIndex", 0)
+    if full["protocol"] in HTTP_PROTOCOLS:
+        full.setdefault("ignoreHttp1xx", False)
+    return full
 
 
 class ApiError(Exception):
@@ -834,10 +848,10 @@ class MarathonSim:
                 container["docker"] = dict({"forcePullImage": False, "parameters": [], "privileged": False},
                                            **container["docker"])
         if spec.get("uris") and not spec.get("fetch"):
-            spec["fetch"] = [{"uri": uri, "extract": True, "executable": False, "cache": False}
-                             for uri in spec["uris"]]
+            spec["fetch"] = [{"uri": uri, "extract": uri.endswith(ARCHIVE_SUFFIXES), "executable": False,
+                              "cache": False} for uri in spec["uris"]]
         spec.pop("uris", None)
-        spec["healthChecks"] = [dict(HEALTH_CHECK_DEFAULTS, **check) for check in spec.get("healthChecks") or []]
+        spec["healthChecks"] = [_health_check(check) for check in spec.get("healthChecks") or []]
         for key, value in COMMON_DEFAULTS.items():
             spec.setdefault(key, copy.deepcopy(value))
         return spec
@@ -905,11 +919,8 @@ class MarathonSim:
         else:
             out = {key: value for key, value in spec.items()
                    if value is not None and not (key in V15_OMIT_EMPTY and not value)}
-            for key, value in V15_EXTRA.items():
-                out.setdefault(key, copy.deepcopy(value))
-            out["healthChecks"] = [dict({"delaySeconds": 15}, **check) for check in spec.get("healthChecks") or []]
-            if not out["healthChecks"]:
-                del out["healthChecks"]
+        for key, value in KILL_AND_UNREACHABLE_DEFAULTS.items():
+            out.setdefault(key, copy.deepcopy(value))
         out["id"] = app_id
         return out
 
