@@ -2271,7 +2271,7 @@ class Deployer:
     def save_previous(self, app):
         """--save-previous: ``app``, about to be deleted, written to the file first as an app JSON zdd deploys again.
 
-        Once per app. A file that cannot be written stops zdd before the
+        docs/behaviour.rst, 'The previous release kept'. Once per app. A file that cannot be written stops zdd before the
         delete (SaveFailed): the definition would be lost with the app.
         """
         path = self.options.save_previous
