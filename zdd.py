@@ -2271,8 +2271,9 @@ class Deployer:
     def save_previous(self, app):
         """--save-previous: ``app``, about to be deleted, written to the file first as an app JSON zdd deploys again.
 
-        docs/behaviour.rst, 'The previous release kept'. Once per app. A file that cannot be written stops zdd before the
-        delete (SaveFailed): the definition would be lost with the app.
+        docs/behaviour.rst, 'The previous release kept'. Once per app. A file that
+        cannot be written stops zdd before the delete (SaveFailed): the
+        definition would be lost with the app.
         """
         path = self.options.save_previous
         if not path or app["id"] in self.saved or self.last_seen.get(app["id"]) is None:
