@@ -7,6 +7,7 @@ import pytest
 
 import zdd
 from tests.helpers import SEQUENCE_3, run, run_json, seed_blue, settle, unhealthy_app, writes, zdd_labels
+from tests.test_events import check_schema
 
 USER_LABELS = {"HAPROXY_DEPLOYMENT_GROUP": "nginx", "HAPROXY_DEPLOYMENT_ALT_PORT": "10001", "HAPROXY_GROUP": "external"}
 
@@ -37,6 +38,7 @@ def test_the_old_app_is_saved_before_its_delete_and_deploys_back(world, world14,
     code, events, err = run_json(world, app_file(fixture), "--save-previous", str(saved_path))
     assert code == zdd.ExitCode.OK, err
     assert writes(world) == SEQUENCE_3
+    check_schema(events)
     names = [event["event"] for event in events]
     assert names.index("previous") < names.index("deleted")
     assert next(e for e in events if e["event"] == "previous") | {"time": 0, "elapsed_s": 0} == {
