@@ -167,7 +167,8 @@ Exit codes:
        error (with a traceback)
     3  invalid arguments: a bad URL, credentials or hook, conflicting flags,
        --complete-* on a group that is not hybrid, an unfinished deployment
-       without --resume, prompts without a terminal, a bad --format-json
+       without --resume, prompts without a terminal, a bad --format-json,
+       a --save-previous file in a directory that does not exist
     4  the app JSON is unusable: unreadable, not a JSON object, or a required
        field missing or wrong
     5  a marathon-lb endpoint failed (does not resolve or answer before the
@@ -1705,11 +1706,6 @@ class MarathonLbClient:
         return response.text
 
 
-# ---------------------------------------------------------------------------
-# The loop: observe, decide, act, wait
-# ---------------------------------------------------------------------------
-
-
 def write_atomically(path, text):
     """Write ``text`` to ``path`` through a temporary file in its directory: a reader sees the old file or the new."""
     directory, name = os.path.split(os.path.abspath(path))
@@ -1724,6 +1720,11 @@ def write_atomically(path, text):
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+# ---------------------------------------------------------------------------
+# The loop: observe, decide, act, wait
+# ---------------------------------------------------------------------------
 
 
 class Interrupts:
