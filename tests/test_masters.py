@@ -6,6 +6,7 @@ answer for the leader), a second simulator of its own, or a loopback port nobody
 
 import io
 import shlex
+import socket
 
 import pytest
 import requests
@@ -47,11 +48,21 @@ def test_a_bad_url_among_several_is_refused_before_anything(world, app_path, arg
     assert world.sim.requests == []
 
 
-@pytest.mark.parametrize("dead", [closed_port_url, lambda: "http://marathon.zdd-test.invalid:8080"],
-                         ids=["refused", "does-not-resolve"])
-def test_a_swap_goes_on_when_the_first_master_is_down(world, app_path, dead):
+@pytest.fixture
+def silent_url():
+    """The URL of a port that takes connections and never answers (a master that hangs): reads time out."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield "http://127.0.0.1:%d" % listener.getsockname()[1]
+
+
+@pytest.mark.parametrize("dead", ["refused", "does-not-resolve", "silent"])
+def test_a_swap_goes_on_when_the_first_master_is_down(world, app_path, dead, silent_url):
     seed_blue(world, 3)
-    code, _, err = run(world, app_path, marathon=f"{dead()},{world.sim.url}")
+    first = {"refused": closed_port_url(), "does-not-resolve": "http://marathon.zdd-test.invalid:8080",
+             "silent": silent_url}[dead]
+    code, _, err = run(world, app_path, "--request-timeout", "0.5", marathon=f"{first},{world.sim.url}")
     assert code == zdd.ExitCode.OK, err
     assert writes(world) == SEQUENCE_3
     assert err.count(NEXT_MASTER) == 1  # then the master that answered is asked first
