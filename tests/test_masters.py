@@ -37,12 +37,12 @@ def test_the_flag_and_the_variable_take_several_urls():
     assert parse(["-m", "http://c:8080"] + rest, {"ZDD_MARATHON": "http://a:8080"}).marathon == ("http://c:8080",)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["-m", "http://a:8080,ftp://b"], "--marathon must be an http:// or https:// URL"),
-    (["-m", ","], "--marathon names no URL"),
-])
-def test_a_bad_url_among_several_is_refused_before_anything(world, app_path, argv, message):
-    code, _, err = run(world, app_path, marathon=argv[1])
+@pytest.mark.parametrize("masters, message", [
+    ("http://a:8080,ftp://b", "--marathon must be an http:// or https:// URL"),
+    (",", "--marathon names no URL"),
+], ids=["ftp-among-them", "only-commas"])
+def test_a_bad_url_among_several_is_refused_before_anything(world, app_path, masters, message):
+    code, _, err = run(world, app_path, marathon=masters)
     assert code == zdd.ExitCode.INVALID_ARGS
     assert message in err
     assert world.sim.requests == []
