@@ -186,3 +186,18 @@ def test_the_client_tries_every_master_once_per_request_in_the_order_given(world
         assert client.list_apps() and client.current == 2
     finally:
         second.stop()
+
+
+@pytest.mark.parametrize("target, method, may", [
+    ("refused", "POST", True), ("does-not-resolve", "POST", True), ("silent", "POST", False),
+    ("refused", "GET", True), ("does-not-resolve", "GET", True), ("silent", "GET", True),
+])
+def test_which_failures_a_request_may_take_to_the_next_master(world, silent_url, target, method, may):
+    """From the real exceptions: a write goes on only when it certainly never arrived; a read always may."""
+    url = {"refused": closed_port_url(), "does-not-resolve": "http://marathon.zdd-test.invalid:8080",
+           "silent": silent_url}[target]
+    http = zdd.HttpClient(requests.Session(), 0.3, zdd.Deadline(world.clock, 0), world.clock,
+                          zdd.Interrupts(world.clock))
+    with pytest.raises(zdd.RequestFailed) as failed:
+        http.request(method, url + "/v2/apps", json_body={} if method == "POST" else None)
+    assert zdd._may_ask_another(method, failed.value) is may
