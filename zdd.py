@@ -53,11 +53,20 @@ and no Marathon deployment runs on it, zdd says so and exits 0 with no write.
 --complete-cur or --complete-prev later converges it to one colour. When a run
 stops halfway (deadline, stall, Ctrl-C, a crash), run the same command again
 with --resume to finish, or with --complete-prev to go back.
+
+-m takes several Marathon masters (comma-separated or repeated): a request
+that gets no answer from one goes to the next, and zdd keeps asking the one
+that answered. A write goes to the next master only when it certainly never
+reached the first (refused, name not resolved, connect timeout).
+--save-previous FILE writes the app zdd is about to delete (the old colour;
+in a rollback, the failed new one) as an app JSON first: zdd -j FILE deploys
+it back.
 """
 
 __version__ = "1.0.0"
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import enum
@@ -75,6 +84,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import typing
@@ -149,6 +159,7 @@ class ExitCode(enum.IntEnum):
     ROLLED_BACK = 13
     ROLLBACK_FAILED = 14
     CHECK_FAILED = 15
+    SAVE_FAILED = 16
     INTERRUPTED = 130
     TERMINATED = 143
 
@@ -162,7 +173,8 @@ Exit codes:
        error (with a traceback)
     3  invalid arguments: a bad URL, credentials or hook, conflicting flags,
        --complete-* on a group that is not hybrid, an unfinished deployment
-       without --resume, prompts without a terminal, a bad --format-json
+       without --resume, prompts without a terminal, a bad --format-json,
+       a --save-previous file in a directory that does not exist
     4  the app JSON is unusable: unreadable, not a JSON object, or a required
        field missing or wrong
     5  a marathon-lb endpoint failed (does not resolve or answer before the
@@ -180,6 +192,8 @@ Exit codes:
    14  the rollback failed too
    15  the release failed its checks: --max-error-rate, --max-response-time
        or --step-check (the analysis stopped it)
+   16  --save-previous could not write its file: the app it holds was not
+       deleted (run the command shown to finish once the file can be written)
   130  interrupted by SIGINT (Ctrl-C), at a safe point
   143  stopped by SIGTERM, at a safe point
 Codes 2, 3 and 4 come before anything is written to Marathon.
@@ -276,6 +290,12 @@ class CheckFailed(ZddError):
     exit_code = ExitCode.CHECK_FAILED
 
 
+class SaveFailed(ZddError):
+    """--save-previous could not write the definition about to be deleted: nothing was deleted."""
+
+    exit_code = ExitCode.SAVE_FAILED
+
+
 class Interrupted(ZddError):
     def __init__(self, signum):
         name = signal.Signals(signum).name
@@ -294,7 +314,7 @@ class Locked(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-    marathon: str
+    marathon: tuple  # the masters' URLs, in the order given
     marathon_lb: tuple
     json: str
     dry_run: bool = False
@@ -330,6 +350,7 @@ class Options:
     analysis_inconclusive: str = "continue"
     step_check: str = None
     skip_unchanged: bool = False
+    save_previous: str = None  # the file the app zdd deletes is written to first
 
     @property
     def analysing(self):
@@ -593,6 +614,11 @@ def hybrid_goal_of(app):
     return _int_or_none((app.get("labels") or {}).get(LABEL_NEW_INSTANCES, 0)) or 0
 
 
+# Fields of a GET answer that a POST must not carry: Marathon fills them in itself.
+READ_ONLY_FIELDS = ("deployments", "tasks", "tasksRunning", "tasksStaged", "tasksHealthy", "tasksUnhealthy",
+                    "version", "versionInfo", "lastTaskFailure", "taskStats", "readinessCheckResults")
+
+
 def prepare_app(app, previous, options, now):
     """The definition of the new colour, given the one app of the group running now (or None)."""
     app = json.loads(json.dumps(app))
@@ -619,6 +645,34 @@ def prepare_app(app, previous, options, now):
     app["id"] = "/" + app["id"].strip("/") + "-" + colour
     set_service_port(app, port)
     return app
+
+
+def previous_definition(app, instances):
+    """The app JSON that deploys ``app``, one colour as Marathon answers it, again with zdd (the undo).
+
+    What the user gave for that release: the base id and service port zdd
+    kept in its labels, the labels without zdd's own, ``instances``; no
+    read-only field of the answer, no null, and no port list Marathon 1.4
+    derives from another (``ports`` next to ``portDefinitions``, both next
+    to port mappings), which a POST must not repeat.
+    """
+    saved = _drop_nulls(json.loads(json.dumps(app)))
+    for field in READ_ONLY_FIELDS:
+        saved.pop(field, None)
+    labels = saved.get("labels") or {}
+    saved["id"] = labels.get(LABEL_APP_ID) or saved["id"]
+    port = _int_or_none(labels.get(LABEL_PORT))
+    saved["labels"] = {key: value for key, value in labels.items() if key not in ZDD_LABELS}
+    container = saved.get("container") or {}
+    if container.get("portMappings") or (container.get("docker") or {}).get("portMappings"):
+        saved.pop("portDefinitions", None)
+        saved.pop("ports", None)
+    elif saved.get("portDefinitions"):
+        saved.pop("ports", None)
+    if port is not None:
+        set_service_port(saved, port)
+    saved["instances"] = instances
+    return saved
 
 
 def plan_swap(new_app, old_app, options, hybrid):
@@ -1554,34 +1608,78 @@ def _json_of(response, url):
         raise MarathonFailed(f"{redact_url(url)} answered with something that is not JSON (is it Marathon?)") from None
 
 
+def _may_ask_another(method, exc):
+    """Whether a request that failed on one Marathon master (``exc``, a RequestFailed) may go to the next.
+
+    A read always may: it got no answer, and asking again changes nothing.
+    A write only when it certainly never reached the master (refused, a
+    connect timeout, a name that does not resolve), decided by the exception
+    types behind ``exc`` as ``_nothing_sent`` decides: a write that may have
+    arrived is never sent to a second master.
+    """
+    return method == "GET" or not exc.ambiguous or _caused_by(exc, socket.gaierror)
+
+
 class MarathonClient:
-    def __init__(self, base_url, http):
-        self.base_url = base_url.rstrip("/")
+    """Marathon's API at one or more masters: each request starts at the master that answered last.
+
+    Every master proxies to the leader, so any master that answers will do
+    (docs/behaviour.rst, 'Several Marathon masters').
+    """
+
+    def __init__(self, base_urls, http):
+        base_urls = (base_urls,) if isinstance(base_urls, str) else tuple(base_urls)
+        self.base_urls = tuple(url.rstrip("/") for url in base_urls)
+        self.current = 0  # the index of the master that answered last
         self.http = http
 
-    def _url(self, path):
-        return self.base_url + path
+    def _send(self, method, path, body=None, attempts=1):
+        """``(response, url)`` from the first master, from the current one on, that answers ``path``.
+
+        A master that gives no answer is left for the next as ``_may_ask_another``
+        allows, and so is a 5xx answer to a read while another master is
+        left to ask. Only the last master asked gets the read's ``attempts``
+        (and so the retries a single master gets): a master that is down costs
+        one attempt, not all of them.
+        """
+        count = len(self.base_urls)
+        for tried in range(count):
+            index = (self.current + tried) % count
+            url = self.base_urls[index] + path
+            last = tried == count - 1
+            try:
+                response = self.http.request(method, url, json_body=body, attempts=attempts if last else 1)
+            except RequestFailed as exc:
+                if last or not _may_ask_another(method, exc):
+                    raise
+                logger.warning("%s; asking the next Marathon master, %s", exc,
+                               redact_url(self.base_urls[(index + 1) % count]))
+                continue
+            if not last and method == "GET" and response.status_code in RETRIED_STATUSES:
+                logger.warning("GET %s answered HTTP %d; asking the next Marathon master, %s", redact_url(url),
+                               response.status_code, redact_url(self.base_urls[(index + 1) % count]))
+                continue
+            self.current = index
+            return response, url
 
     def _get(self, path):
-        url = self._url(path)
         try:
-            response = self.http.request("GET", url, attempts=GET_ATTEMPTS)
+            response, url = self._send("GET", path, attempts=GET_ATTEMPTS)
         except RequestFailed as exc:
             raise _read_failed(exc) from None
         if response.status_code != 200:
             raise _read_refused(response, url)
-        return _json_of(response, url)
+        return _json_of(response, url), url
 
     def list_apps(self):
-        body = self._get("/v2/apps")
+        body, url = self._get("/v2/apps")
         if not isinstance(body, dict) or not isinstance(body.get("apps"), list):
-            raise MarathonFailed(f"{redact_url(self._url('/v2/apps'))} did not answer a list of apps (is it Marathon?)")
+            raise MarathonFailed(f"{redact_url(url)} did not answer a list of apps (is it Marathon?)")
         return body["apps"]
 
     def get_app(self, app_id, missing_ok=False):
-        url = self._url("/v2/apps" + app_id)
         try:
-            response = self.http.request("GET", url, attempts=GET_ATTEMPTS)
+            response, url = self._send("GET", "/v2/apps" + app_id, attempts=GET_ATTEMPTS)
         except RequestFailed as exc:
             raise _read_failed(exc) from None
         if response.status_code == 404 and missing_ok:
@@ -1595,9 +1693,8 @@ class MarathonClient:
 
     def write(self, method, path, body, failure):
         """One write; raises ``Locked`` on 409 locked, ``failure`` otherwise, never repeats blindly."""
-        url = self._url(path)
         try:
-            response = self.http.request(method, url, json_body=body)
+            response, url = self._send(method, path, body)
         except RequestFailed as exc:
             # "unsent": refused twice, not done; after the first write, read again and decide again all the same
             outcome = "maybe" if exc.ambiguous else None if exc.permanent else "unsent"
@@ -1760,6 +1857,22 @@ class MarathonLbClient:
         if response.status_code != 200:
             raise RequestFailed(f"GET {redact_url(url)} answered HTTP {response.status_code}")
         return response.text
+
+
+def write_atomically(path, text):
+    """Write ``text`` to ``path`` through a temporary file in its directory: a reader sees the old file or the new."""
+    directory, name = os.path.split(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 # ---------------------------------------------------------------------------
@@ -1954,6 +2067,8 @@ TEXT_LINES = {
         logging.INFO, "step %d: %s up, %s %d draining %d, %s",
         (f["step"], f["_new"], f["_old"], f["old_instances"],
          max((lb.get("maint", 0) for lb in f["lbs"]), default=0), f["_doing"]))],
+    "previous": lambda f, json_output: [TextLine(logging.INFO, "Saved %s as %s to %s: zdd -j %s deploys it again",
+                                                 (f["app"], f["id"], f["file"], f["file"]))],
     "error": _error_lines,
     "error.unexpected": lambda f, json_output: [TextLine(logging.ERROR, "unexpected error", exc_info=f["_exc"])],
 }
@@ -1997,6 +2112,7 @@ class Deployer:
         self.writes_failing_since = None  # when the writes failing in a row began to fail
         self.just_wrote = False  # the app was created and zdd paused after it: the swap's first wait is done
         self.skipped = False  # --skip-unchanged: the running colour has this definition already, nothing written
+        self.saved = set()  # ids of the apps --save-previous wrote to its file
 
     # -- entry -------------------------------------------------------------
 
@@ -2223,6 +2339,8 @@ class Deployer:
             self.converge(RollbackSteps(self))
         except Interrupted:
             raise
+        except SaveFailed as exc:  # its own exit code: nothing was deleted
+            raise SaveFailed(f"{failure}; the rollback stopped: {exc}", hint=exc.hint) from None
         except ZddError as exc:
             raise RollbackFailed(f"{failure}; the rollback failed too: {exc}") from None
         elapsed = self.clock.monotonic() - started
@@ -2342,6 +2460,26 @@ class Deployer:
             return
         logger.warning("%s; %s", exc, note)
 
+    def save_previous(self, app):
+        """--save-previous: ``app``, about to be deleted, written to the file first as an app JSON zdd deploys again.
+
+        docs/behaviour.rst, 'The previous release kept'. Once per app. A file that
+        cannot be written stops zdd before the delete (SaveFailed): the
+        definition would be lost with the app.
+        """
+        path = self.options.save_previous
+        if not path or app["id"] in self.saved or self.last_seen.get(app["id"]) is None:
+            return  # not asked for, written already, or the app is gone: nothing to keep
+        definition = previous_definition(app, self.plan.target)
+        try:
+            write_atomically(path, json.dumps(definition, sort_keys=True, indent=2) + "\n")
+        except OSError as exc:
+            raise SaveFailed(f"--save-previous: cannot write {path}: {exc.strerror or exc}; {app['id']} was not "
+                             "deleted", hint="make the file writable, or leave out --save-previous, and run the "
+                             "command that finishes") from None
+        self.saved.add(app["id"])
+        self.reporter.event("previous", file=path, app=app["id"], id=definition["id"])
+
     def delete_app(self, app_id, doing):
         """Delete an app; False: the delete did not go through, decide again."""
         if not self.write(doing, lambda: self.marathon.delete_app(app_id),
@@ -2423,6 +2561,7 @@ class SwapSteps:
             deployer.steps += 1
             logger.info("About to delete the old app %s", old_app["id"])
             deployer.confirm("Continue?")
+            deployer.save_previous(old_app)
             if not deployer.delete_app(old_app["id"], self.writing):
                 return NOT_SENT
             logger.info("Deleted %s: the deployment is complete", old_app["id"])
@@ -2568,6 +2707,7 @@ class RollbackSteps:
         elif step.hand_over:
             return self.hand_over()
         elif step.delete_old:
+            deployer.save_previous(observation.old_app)
             return ExitCode.ROLLED_BACK if deployer.delete_app(plan.new_id, self.writing) else NOT_SENT
         return None
 
@@ -3222,7 +3362,9 @@ def build_parser():
     add = parser.add_argument
     add("--longhelp", action="store_true", help="print how zdd works and exit")
     add("--version", action="version", version=f"zdd {__version__}")
-    add("--marathon", "-m", help="[required] Marathon URL, e.g. http://marathon.mesos:8080")
+    add("--marathon", "-m", action="append",
+        help="[required] Marathon URL, e.g. http://marathon.mesos:8080; repeat it or separate with commas to "
+        "name several masters: a request one does not answer goes to the next")
     add("--marathon-lb", "-l", action="append",
         help="[required] marathon-lb stats URL, e.g. http://marathon-lb.marathon.mesos:9090; "
         "repeat it or separate with commas to name each instance")
@@ -3289,6 +3431,9 @@ def build_parser():
     add("--step-check", metavar="CMD",
         help="executable run before each scale-up of the new app and before the old app is deleted, "
         "with the pre-kill hook's 3 JSON arguments; a non-zero exit fails the release (exit 15)")
+    add("--save-previous", metavar="FILE",
+        help="before deleting an app (the old one; in a rollback, the failed new one), write it to FILE as an "
+        "app JSON that zdd -j FILE deploys again: the undo (exit 16 when FILE cannot be written)")
     return parser
 
 
@@ -3335,6 +3480,14 @@ def _check_url(url, what):
     return url
 
 
+def _url_list(items, flag):
+    """The URLs of a flag given several times, each possibly a comma-separated list, checked."""
+    urls = tuple(url.strip() for item in items for url in item.split(",") if url.strip())
+    if not urls:
+        raise InvalidArgs(f"{flag} names no URL")
+    return tuple(_check_url(url, flag) for url in urls)
+
+
 def _split_credentials(text, source):
     user, sep, password = text.strip("\n").partition(":")
     if not sep or not user:
@@ -3377,8 +3530,9 @@ def parse_options(argv, environ=None):
     environ = os.environ if environ is None else environ
     parser = build_parser()
     args = parser.parse_args(argv, argparse.Namespace(**_environment_values(parser, environ)))
-    if args.marathon_lb is None and getattr(args, "env_marathon_lb", None):
-        args.marathon_lb = [args.env_marathon_lb]
+    for name in ("marathon", "marathon_lb"):  # a flag replaces its variable
+        if getattr(args, name) is None and getattr(args, "env_" + name, None):
+            setattr(args, name, [getattr(args, "env_" + name)])
     args.dcos_auth_credentials = args.dcos_auth_credentials or environ.get("DCOS_SERVICE_ACCOUNT_CREDENTIAL")
     if args.longhelp:
         return None
@@ -3389,12 +3543,8 @@ def parse_options(argv, environ=None):
         raise InvalidArgs("--complete-cur and --complete-prev cannot be used together")
     if args.watch and not args.status:
         raise InvalidArgs("--watch goes with --status")
-    marathon = _check_url(args.marathon, "--marathon")
-    lb = tuple(url.strip() for item in args.marathon_lb for url in item.split(",") if url.strip())
-    if not lb:
-        raise InvalidArgs("--marathon-lb names no URL")
-    for url in lb:
-        _check_url(url, "--marathon-lb")
+    marathon = _url_list(args.marathon, "--marathon")
+    lb = _url_list(args.marathon_lb, "--marathon-lb")
     auth = None
     if args.auth_credentials:
         auth = _split_credentials(args.auth_credentials, "--auth-credentials")
@@ -3410,6 +3560,8 @@ def parse_options(argv, environ=None):
         raise InvalidArgs(f"--max-error-rate is a share from 0 to 1, not {args.max_error_rate:g}")
     if args.marathon_ca_cert and not os.path.isfile(args.marathon_ca_cert):
         raise InvalidArgs(f"the CA bundle {args.marathon_ca_cert} does not exist")
+    if args.save_previous and not os.path.isdir(os.path.dirname(os.path.abspath(args.save_previous))):
+        raise InvalidArgs(f"--save-previous: the directory of {args.save_previous} does not exist")
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(Options) if hasattr(args, f.name)}
     values.update(marathon=marathon, marathon_lb=lb, auth=auth, dcos_credentials=dcos, argv=tuple(argv))
     return Options(**values)

@@ -4,11 +4,14 @@ Fixtures stay in conftest.py (``world``, ``app_file``, ``app_path``, ``real_worl
 module calls to seed, run or read is here, so that test modules neither copy them nor import them from each other.
 """
 
+import http.server
 import io
 import json
 import stat
+import threading
 
 import zdd
+from tests.sandbox.ports import free_port
 from tests.sandbox.world import load_fixture
 
 QUIET = ("--syslog-socket", "/dev/null", "--log-level", "INFO")
@@ -61,19 +64,19 @@ def make_hook(tmp_path, exit_code):
     return str(hook), record
 
 
-def run(world, app_path, *args, ask=None, lbs=None, clock=None):
+def run(world, app_path, *args, ask=None, lbs=None, clock=None, marathon=None):
     """Run zdd in process, with --force unless ``ask`` answers; returns (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
     force = () if ask else ("--force",)
-    argv = ["-m", world.sim.url, "-l", lbs or world.lb.url, "-j", app_path, *QUIET, *force, *args]
+    argv = ["-m", marathon or world.sim.url, "-l", lbs or world.lb.url, "-j", app_path, *QUIET, *force, *args]
     code = zdd.main(argv, clock=clock or world.clock, ask=ask or (lambda question: True), stdout=out, stderr=err,
                     environ={})
     return code, out.getvalue(), err.getvalue()
 
 
-def run_json(world, app_path, *args, clock=None):
+def run_json(world, app_path, *args, clock=None, marathon=None):
     """zdd.main with --force and JSON events; returns (exit code, events, stderr)."""
-    code, out, err = run(world, app_path, "--output", "json", *args, clock=clock)
+    code, out, err = run(world, app_path, "--output", "json", *args, clock=clock, marathon=marathon)
     return code, [json.loads(line) for line in out.splitlines()], err
 
 
@@ -115,3 +118,34 @@ SEQUENCE_10 = [("create", "/nginx-green", 1), ("kill", 1), ("scale", "/nginx-gre
                ("scale", "/nginx-green", 3), ("kill", 1), ("scale", "/nginx-green", 5), ("kill", 2),
                ("scale", "/nginx-green", 10), ("delete", "/nginx-blue")]
 SEQUENCE_HYBRID = [("create", "/nginx-green", 1), ("kill", 1), ("scale", "/nginx-green", 2), ("kill", 1)]
+
+
+# --- several Marathon masters -------------------------------------------------------------------
+
+
+def closed_port_url():
+    """An http:// URL of a loopback port nobody listens on: a connection to it is refused."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+class AnotherMaster:
+    """A second listener serving the same simulator: another Marathon master, with the same state.
+
+    ``stop()`` closes it, so that connections to it are refused, while the simulator goes on.
+    """
+
+    def __init__(self, sim):
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), sim._handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.stopped = False
+
+    def stop(self):
+        if not self.stopped:
+            self.stopped = True
+            self.server.shutdown()
+            self.server.server_close()
+            self.thread.join(timeout=5)

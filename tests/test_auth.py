@@ -429,6 +429,31 @@ def test_everything_over_https_with_dcos_login(fronts, pki, service_key, app_pat
     assert len(acs.posted) == 1 and front.refused == 0
 
 
+def _no_leader(method, path, query, headers, body_bytes):
+    return 503, {"message": "Could not determine the current leader"}, {}
+
+
+@pytest.mark.parametrize("where", ["in-each-url", "auth-credentials"])
+def test_several_https_masters_each_with_the_ca_and_its_credentials(fronts, pki, app_path, where):
+    """The first master (its leader unreachable) answers 503: the second is asked with its own credentials, the CA."""
+    users = {"in-each-url": (("alice", "pw-one"), ("bob", "pw-two")), "auth-credentials": ((UID, PASSWORD),) * 2}
+    first_user, second_user = users[where]
+    first = fronts(backend=_no_leader, tls=pki.server_context(), check=_basic_checker(*first_user))
+    second = fronts(tls=pki.server_context(), check=_basic_checker(*second_user))
+    if where == "in-each-url":
+        masters = ",".join(front.url.replace("https://", f"https://{user}:{password}@")
+                           for front, (user, password) in ((first, first_user), (second, second_user)))
+        extra = ()
+    else:
+        masters, extra = f"{first.url},{second.url}", ("--auth-credentials", f"{UID}:{PASSWORD}")
+    code, out, err = run(masters, "http://127.0.0.1:9", app_path, "--dry-run", "--marathon-ca-cert", pki.ca_pem,
+                         *extra)
+    assert code == 0, err
+    assert first.seen == [("GET", "/v2/apps", 503)] and ("GET", "/v2/apps", 200) in second.seen
+    assert "answered HTTP 503; asking the next Marathon master" in err
+    assert "pw-" not in err + out and PASSWORD not in err + out
+
+
 # --- 2. DC/OS login ------------------------------------------------------------------------------
 
 

@@ -9,13 +9,13 @@ import http.server
 import io
 import json
 import os
-import socket
 import sys
 import threading
 
 import pytest
 
 import zdd
+from tests.helpers import closed_port_url
 from tests.sandbox.world import load_fixture
 
 ALWAYS_YES = object()  # ask=lambda q: True
@@ -285,13 +285,6 @@ class HtmlHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _closed_port_url():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
 def _lb_down(c):
     c.world.lb.down()
     return c.argv()
@@ -300,18 +293,18 @@ def _lb_down(c):
 MARATHON_FAILED = [
     pytest.param(lambda c: c.argv(marathon="http://marathon.zdd-test.invalid:8080"), id="marathon-does-not-resolve"),
     pytest.param(lambda c: c.argv(marathon=c.html_url()), id="marathon-answers-html"),
-    pytest.param(lambda c: c.argv(marathon=_closed_port_url()), id="marathon-refuses-connections"),
+    pytest.param(lambda c: c.argv(marathon=closed_port_url()), id="marathon-refuses-connections"),
 ]
 
 LB_FAILED = [
     pytest.param(lambda c: c.argv(lb="http://marathon-lb.zdd-test.invalid:9090"), id="lb-does-not-resolve"),
     pytest.param(_lb_down, id="lb-refuses-connections"),
-    pytest.param(lambda c: c.argv(lb=c.world.lb.url + "," + _closed_port_url()), id="second-lb-refuses"),
+    pytest.param(lambda c: c.argv(lb=c.world.lb.url + "," + closed_port_url()), id="second-lb-refuses"),
     # A dry run reads what the real run reads before its first write, and fails the same way.
     pytest.param(lambda c: c.argv("--dry-run", lb="http://marathon-lb.zdd-test.invalid:9090"),
                  id="dry-run-lb-does-not-resolve"),
     pytest.param(lambda c: _lb_down(c) + ["--dry-run"], id="dry-run-lb-refuses-connections"),
-    pytest.param(lambda c: c.argv("--dry-run", lb=c.world.lb.url + "," + _closed_port_url()),
+    pytest.param(lambda c: c.argv("--dry-run", lb=c.world.lb.url + "," + closed_port_url()),
                  id="dry-run-second-lb-refuses"),
 ]
 

@@ -19,6 +19,7 @@ SCHEMA = {
     "waiting": {"reason": str, "waited_s": NUMBER, "next_poll_s": NUMBER},
     "killed": {"app": str, "tasks": list, "forced": bool},
     "scaled": {"app": str, "instances": int},
+    "previous": {"file": str, "app": str, "id": str},
     "deleted": {"app": str},
     "analysis": {"step": int, "verdict": str, "reason": str, "colours": dict},
     "rollback": {"reason": str, "restore": str, "remove": str, "target": int},

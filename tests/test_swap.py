@@ -524,7 +524,7 @@ def test_unexpected_error_logs_one_traceback(tmp_path, app_file):
 def test_environment_names_every_option():
     parser = zdd.build_parser()
     values = zdd._environment_values(parser, {"ZDD_MARATHON": "http://m", "ZDD_STEP_DELAY": "2", "ZDD_FORCE": "yes"})
-    assert values == {"marathon": "http://m", "step_delay": 2.0, "force": True}
+    assert values == {"env_marathon": "http://m", "step_delay": 2.0, "force": True}  # -m appends: kept aside
 
 
 # --- rollback (--on-failure rollback) ------------------------------------------------------------

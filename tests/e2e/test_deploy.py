@@ -65,10 +65,10 @@ class UnderLoad:
     def between(self, start, end=None):
         return self.load.snapshot()[start:end]
 
-    def zdd(self, app_path, *args, step="", timeout_s=300):
-        """Run zdd to its end; returns its CompletedProcess."""
+    def zdd(self, app_path, *args, step="", timeout_s=300, **options):
+        """Run zdd to its end (``options``: those of ``Cluster.zdd_argv``); returns its CompletedProcess."""
         started_mark, started = self.mark(), time.monotonic()
-        result = self.cluster.zdd(app_path, *args, timeout_s=timeout_s)
+        result = self.cluster.zdd(app_path, *args, timeout_s=timeout_s, **options)
         self.record(step or " ".join(args) or "deploy", result.returncode, time.monotonic() - started,
                     self.between(started_mark))
         return result

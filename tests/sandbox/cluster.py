@@ -150,9 +150,11 @@ class Cluster:
 
     # -- zdd
 
-    def zdd_argv(self, app_path, *args, step_delay_s=DEFAULT_STEP_DELAY_S):
-        return [*zdd_command(), "-m", self.sim.url, "-l", ",".join(lb.url for lb in self.lbs), "-j", str(app_path),
-                "-f", "--syslog-socket", "/dev/null", "--log-level", "INFO", "-s", str(step_delay_s), *args]
+    def zdd_argv(self, app_path, *args, step_delay_s=DEFAULT_STEP_DELAY_S, marathon=None):
+        """zdd's command line for this cluster; ``marathon``: the -m value, else the simulator's URL."""
+        return [*zdd_command(), "-m", marathon or self.sim.url, "-l", ",".join(lb.url for lb in self.lbs),
+                "-j", str(app_path), "-f", "--syslog-socket", "/dev/null", "--log-level", "INFO",
+                "-s", str(step_delay_s), *args]
 
     def zdd(self, app_path, *args, timeout_s=300, **options):
         """Run zdd to the end; a CompletedProcess with its exit code, stdout and stderr."""
