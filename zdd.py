@@ -160,9 +160,11 @@ Exit codes:
     4  the app JSON is unusable: unreadable, not a JSON object, or a required
        field missing or wrong
     5  a marathon-lb endpoint failed (does not resolve or answer before the
-       first write, also in a dry run, or kept failing for --stall-timeout)
+       first write, also in a dry run, or kept failing, or answering
+       doubtful stats or PIDs, for --stall-timeout)
     6  a Marathon request failed: before the first write, a read after its
-       retries; from then on, Marathon did not answer for --stall-timeout;
+       retries or a doubtful answer for an app of the group; from then on,
+       Marathon did not answer (or answered doubtfully) for --stall-timeout;
        at any time, an answer waiting cannot fix (401, 403, not JSON)
     7  creating the new app failed
     8  deleting the old app failed
@@ -1159,7 +1161,8 @@ def decide(observation, plan, waited_s, max_wait_s):
     drain = assess_drain(observation, plan)
     kill, forced = drain.drained_ids, False
     if drain.reason is not None:
-        if waited_s < max_wait_s:
+        # --max-wait bounds a drain, not a view zdd cannot read (docs/behaviour.rst, 'Doubtful answers')
+        if waited_s < max_wait_s or drain.lb_failed:
             return Step(wait=drain.reason, draining=drain.draining, lb_failed=drain.lb_failed)
         kill, forced = drain.maint_ids, True
     old_ids = {task["id"] for task in old_app.get("tasks") or []}
