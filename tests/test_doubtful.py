@@ -39,7 +39,8 @@ def seed_other_team(world):
 
 
 @pytest.mark.parametrize("garble, shown", [
-    ("scur-dash", "no scur"), ("scur-empty", "no scur"), ("no-scur", "no scur"), ("no-status", "no status")])
+    ("scur-dash", "no scur"), ("scur-empty", "no scur"), ("no-scur", "no scur"), ("no-status", "no status")],
+    ids=["scur-dash", "scur-empty", "no-scur", "no-status"])
 def test_unknown_sessions_are_never_read_as_drained(world, app_path, garble, shown):
     """The old servers hold sessions; the page hides them: zdd waits as for a marathon-lb that does not answer.
 
