@@ -27,11 +27,16 @@ server it has put in MAINT, while the old worker may still route to it).
 ``serve_traffic(requests_per_s, error_rate, rtime_ms)`` (per-server counters
 that grow with the simulator's clock and restart at 0 whenever the rendered
 config changes, as a reloaded HAProxy worker's do).
+
+``ProxiedMarathonLB(upstream)`` is the same fake in front of a real
+marathon-lb (end-to-end tests): its stats page and PIDs are the upstream's,
+changed by the same knobs (``stats_garble``, ``pids_failure``).
 """
 
 import http.server
 import socket
 import threading
+import urllib.request
 
 from tests.sandbox import mlb
 
@@ -374,3 +379,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._send(200, " ".join(str(pid) for pid in fake.current_pids()) + "\n")
         else:
             self._send(404, "<html><body><h1>404 Not Found</h1></body></html>\n", "text/html")
+
+
+UPSTREAM_TIMEOUT_S = 2.0
+
+
+class ProxiedMarathonLB(FakeMarathonLB):
+    """The fake's knobs in front of a real marathon-lb at ``upstream`` (its stats URL), for end-to-end tests."""
+
+    def __init__(self, upstream):
+        super().__init__(sim=None)
+        self.upstream = upstream.rstrip("/")
+
+    def _read(self, path):
+        with urllib.request.urlopen(self.upstream + path, timeout=UPSTREAM_TIMEOUT_S) as reply:
+            return reply.read().decode()
+
+    def stats_csv(self):
+        with self._lock:
+            self.stats_polls += 1
+        return self._read("/haproxy?stats;csv")
+
+    def current_pids(self):
+        return self._read("/_haproxy_getpids").split()
