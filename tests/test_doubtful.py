@@ -56,6 +56,15 @@ def test_unknown_sessions_are_never_read_as_drained(world, app_path, garble, sho
     assert "gave a doubtful stats row (server " in err and shown in err
 
 
+def test_max_wait_does_not_end_a_wait_for_a_marathon_lb_that_does_not_answer(world, app_path):
+    """--max-wait bounds a drain: past it, the old code scaled the new app up on a view it could not read."""
+    seed_blue(world, 3)
+    world.lb.stats_failure = "500"
+    code, _, err = run(world, app_path, "--max-wait", "30", "--stall-timeout", "120")
+    assert code == zdd.ExitCode.LB_FAILED, err
+    assert writes(world) == [("create", "/nginx-green", 1)]
+
+
 def test_a_server_listed_maint_and_up_with_sessions_is_not_killed(world, app_path):
     """Each MAINT row comes with a second row for the same server, UP with sessions: it is not drained.
 
