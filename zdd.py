@@ -178,9 +178,11 @@ Exit codes:
     4  the app JSON is unusable: unreadable, not a JSON object, or a required
        field missing or wrong
     5  a marathon-lb endpoint failed (does not resolve or answer before the
-       first write, also in a dry run, or kept failing for --stall-timeout)
+       first write, also in a dry run, or kept failing, or answering
+       doubtful stats or PIDs, for --stall-timeout)
     6  a Marathon request failed: before the first write, a read after its
-       retries; from then on, Marathon did not answer for --stall-timeout;
+       retries or a doubtful answer for an app of the group; from then on,
+       Marathon did not answer (or answered doubtfully) for --stall-timeout;
        at any time, an answer waiting cannot fix (401, 403, not JSON)
     7  creating the new app failed
     8  deleting the old app failed
@@ -236,6 +238,13 @@ class MarathonFailed(ZddError):
 
 class MarathonUnavailable(MarathonFailed):
     """Marathon did not answer, or answered 5xx: once the new app exists, zdd waits for it."""
+
+
+class MarathonDoubtful(MarathonUnavailable):
+    """Marathon's answer for an app of the group is malformed or another app's: waited on as an outage.
+
+    docs/behaviour.rst, 'Doubtful answers'.
+    """
 
 
 class WriteFailed(ZddError):
@@ -362,9 +371,9 @@ class Listener:
     """One server row of a marathon-lb's HAProxy stats."""
 
     svname: str
-    status: str
-    scur: int
-    qcur: int
+    status: str  # "": unknown (docs/behaviour.rst, 'Doubtful answers')
+    scur: int  # None: unknown, never 0
+    qcur: int  # None: unknown, never 0
     # cumulative counters of the HAProxy worker that served the page (they restart at 0 on a reload)
     stot: int = 0
     lbtot: int = 0
@@ -387,6 +396,12 @@ class Listener:
     @property
     def drained(self):
         return self.maint and self.scur == 0 and self.qcur == 0
+
+    @property
+    def doubt(self):
+        """What about this row is unknown (docs/behaviour.rst, 'Doubtful answers'), or None."""
+        unknown = [name for name in ("status", "scur", "qcur") if getattr(self, name) in ("", None)]
+        return f"server {self.svname}: no {'/'.join(unknown)}" if unknown else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -541,7 +556,87 @@ def set_service_port(app, port):
 
 
 def deployment_group(app):
-    return (app.get("labels") or {}).get(LABEL_GROUP)
+    """The app's group label; None for anything else, e.g. another team's app whose labels are not an object."""
+    labels = app.get("labels") if isinstance(app, dict) else None
+    return labels.get(LABEL_GROUP) if isinstance(labels, dict) else None
+
+
+OBJECTS = "a list of objects"
+# The fields of Marathon's apps and tasks that zdd reads, each with what it must be when present and not null
+APP_SHAPES = (
+    (("labels",), dict), (("tasks",), OBJECTS), (("deployments",), list), (("healthChecks",), list),
+    (("versionInfo",), dict), (("container",), dict), (("container", "docker"), dict),
+    (("container", "portMappings"), OBJECTS), (("container", "docker", "portMappings"), OBJECTS),
+    (("portDefinitions",), OBJECTS), (("ports",), list), (("ipAddress",), dict), (("ipAddress", "discovery"), dict),
+    (("ipAddress", "discovery", "ports"), OBJECTS), (("networks",), OBJECTS),
+)
+TASK_SHAPES = ((("state",), str), (("host",), str), (("ports",), list), (("ipAddresses",), OBJECTS),
+               (("healthCheckResults",), OBJECTS))
+COUNT_LABELS = (LABEL_TARGET, LABEL_NEW_INSTANCES)  # whole numbers, 0 or more, when an app carries them
+
+
+def _shape_problem(value, shapes):
+    """The first field of ``value`` that is not what ``shapes`` says, as a phrase, or None."""
+    for path, kind in shapes:
+        field = value
+        for key in path:
+            field = field.get(key) if isinstance(field, dict) else None
+        if field is None:
+            continue
+        objects = kind == OBJECTS and isinstance(field, list) and all(isinstance(item, dict) for item in field)
+        if not (objects or kind != OBJECTS and isinstance(field, kind)):
+            what = kind if kind == OBJECTS else {dict: "an object", list: "a list", str: "a string"}[kind]
+            return f"{'.'.join(path)} is not {what}"
+    return None
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def app_problem(app, app_id=None, embedded=False):
+    """What makes Marathon's answer for an app doubtful, as a phrase, or None (docs/behaviour.rst, 'Doubtful answers').
+
+    ``app_id``: the app asked for, which the answer must be; ``embedded``: a
+    GET of one app, which always carries its tasks, labels and deployments.
+    Unknown is never read as 0 or empty: a missing ``tasks`` is not "no tasks".
+    """
+    if not isinstance(app, dict):
+        return "not an object"
+    if not isinstance(app.get("id"), str):
+        return "its id is not a string"
+    if app_id is not None and app["id"].strip("/") != app_id.strip("/"):
+        return f"it is the app {app['id']}, not {app_id}"
+    if not _is_count(app.get("instances")):
+        return f"instances is {app.get('instances')!r}, not a whole number"
+    for key in ("tasks", "labels", "deployments") if embedded else ():
+        if app.get(key) is None:
+            return f"it has no {key}"
+    problem = _shape_problem(app, APP_SHAPES)
+    if problem is not None:
+        return problem
+    labels = app.get("labels") or {}
+    for key in COUNT_LABELS:
+        if key in labels and (_int_or_none(labels[key]) is None or _int_or_none(labels[key]) < 0):
+            return f"label {key} is {labels[key]!r}, not a whole number"
+    for task in app.get("tasks") or []:
+        problem = "a task has no id" if not isinstance(task.get("id"), str) else _shape_problem(task, TASK_SHAPES)
+        if problem is not None:
+            return problem if problem.startswith("a task") else f"task {task['id']}: {problem}"
+    return None
+
+
+def group_apps(apps, group):
+    """The apps of ``group`` in Marathon's list of apps; the others are someone else's and never stop zdd.
+
+    One of the group that zdd cannot read stops it (MarathonFailed, exit 6): it would plan from it.
+    """
+    found = [app for app in apps if deployment_group(app) == group]
+    for app in found:
+        problem = app_problem(app)
+        if problem is not None:
+            raise MarathonFailed(f"Marathon's answer for {app.get('id')!r} of group {group} is doubtful: {problem}")
+    return found
 
 
 def validate_app(app):
@@ -962,7 +1057,10 @@ def parse_stats(text, backend):
 
     Each ``#`` header line sets the columns for the rows after it, so the
     pages of several HAProxy versions may be concatenated; blank lines and
-    short rows are skipped. A counter column a version lacks reads as 0.
+    short rows are skipped. A counter column a version lacks reads as 0; a
+    ``status``, ``scur`` or ``qcur`` that is missing, empty or not a whole
+    number is unknown (docs/behaviour.rst, 'Doubtful answers'), and a server
+    listed more than once is one row, the most cautious (``merge_rows``).
     """
     wanted = STATS_COLUMNS + COUNTER_COLUMNS + ("check_status",)
     columns = None
@@ -983,12 +1081,55 @@ def parse_stats(text, backend):
         row = dict(zip(wanted, (fields[i] if i is not None and i < len(fields) else "" for i in columns)))
         if row["pxname"] != backend or row["svname"] in ("FRONTEND", "BACKEND", ""):
             continue
-        counters = {name: _int_or_none(row[name] or 0) or 0 for name in ("scur", "qcur") + COUNTER_COLUMNS}
-        listeners.append(Listener(svname=row["svname"], status=row["status"], check_status=row["check_status"],
-                                  **counters))
+        counters = {name: _int_or_none(row[name] or 0) or 0 for name in COUNTER_COLUMNS}
+        listeners.append(Listener(svname=row["svname"], status=row["status"].strip(), check_status=row["check_status"],
+                                  scur=_count_or_none(row["scur"]), qcur=_count_or_none(row["qcur"]), **counters))
     if columns is None:
         raise ValueError("no CSV header in the stats")
-    return tuple(listeners)
+    return merge_rows(listeners)
+
+
+def _count_or_none(text):
+    """A whole number of 0 or more written in digits, or None (unknown): never 0 for "", "-" or garbage."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def merge_rows(listeners):
+    """One row per server, in the order first seen: a server listed twice counts as its most cautious row.
+
+    Its status is kept only when every row shows the same one (otherwise it is
+    neither UP nor MAINT: not counted UP, never killed); its sessions and
+    queue are the highest (unknown if any row's is); its counters the highest.
+    """
+    rows = {}
+    for listener in listeners:
+        rows.setdefault(listener.svname, []).append(listener)
+    return tuple(same[0] if len(same) == 1 else _most_cautious(same) for same in rows.values())
+
+
+def _most_cautious(rows):
+    statuses = list(dict.fromkeys(row.status for row in rows))
+    status = statuses[0] if len(statuses) == 1 else "listed twice: " + ", ".join(statuses)
+
+    def highest(field):
+        values = [getattr(row, field) for row in rows]
+        return None if None in values else max(values)
+
+    return dataclasses.replace(rows[0], status=status, scur=highest("scur"), qcur=highest("qcur"),
+                               **{field: highest(field) for field in COUNTER_COLUMNS})
+
+
+def parse_pids(text):
+    """The PIDs in a ``/_haproxy_getpids`` answer: a whitespace-separated list of at least one number.
+
+    Anything else (an HTML page, an empty body) raises ValueError: it is not
+    counted as any number of PIDs (docs/behaviour.rst, 'Doubtful answers').
+    """
+    words = text.split()
+    if not words or not all(word.isascii() and word.isdigit() and int(word) > 0 for word in words):
+        raise ValueError(f"not a list of PIDs: {text.strip()[:40]!r}")
+    return tuple(int(word) for word in words)
 
 
 def _routable_names(app, server_names):
@@ -1023,7 +1164,7 @@ def assess_drain(observation, plan):
     old_names, old_unnamed = _routable_names(old_app, observation.names)
     expected = set(new_names) | set(old_names)
     lbs = observation.lbs
-    answered = all(lb.listeners is not None for lb in lbs)
+    answered = all(lb.listeners is not None and not any(listener.doubt for listener in lb.listeners) for lb in lbs)
     maint = _on_every_lb(lbs, lambda listener: listener.maint) if answered else set()
     maint_ids = tuple(sorted(old_names[name] for name in maint if name in old_names))
 
@@ -1079,12 +1220,19 @@ def old_app_unrouted(observation, plan):
 
 
 def _lb_problem(lbs):
-    """Why the marathon-lb views cannot be trusted now, as (reason, {"lb_failed": ...}), or None."""
+    """Why the marathon-lb views cannot be trusted now, as (reason, {"lb_failed": ...}), or None.
+
+    A row of the group's backend with something unknown is waited on as a
+    marathon-lb that does not answer (docs/behaviour.rst, 'Doubtful answers').
+    """
     for lb in lbs:
         if lb.listeners is None:
             return f"marathon-lb {lb.url} did not answer ({lb.error})", True
         if lb.pids is not None and lb.pids > RESTING_PID_COUNT:
             return f"marathon-lb {lb.url} is reloading ({lb.pids} HAProxy PIDs)", False
+        doubt = next((listener.doubt for listener in lb.listeners if listener.doubt), None)
+        if doubt is not None:
+            return f"marathon-lb {lb.url} gave a doubtful stats row ({doubt})", True
     return None
 
 
@@ -1127,6 +1275,9 @@ def decide_rollback(observation, target, waited_s, max_wait_s, handed_over):
     has been draining; ``handed_over``: the hand-over scale was made.
     """
     restored, failed = observation.new_app, observation.old_app
+    doubt = _apps_doubt(observation)
+    if doubt is not None:
+        return Step(wait=doubt, bounded=False)
     if restored.get("instances", 0) < target:
         return Step(scale_to=target)
     if failed is None:
@@ -1177,6 +1328,23 @@ def needs_handover(observation):
     return bool(failed) and lb_roles(restored_app, failed_app)[1] is failed_app
 
 
+def _apps_doubt(observation):
+    """Why the apps observed cannot be decided on (docs/behaviour.rst, 'Doubtful answers'), or None.
+
+    The Marathon client refuses such answers already; a decision checks again
+    what it reads, so that no kill or delete ever comes from an app whose
+    count or tasks are unknown.
+    """
+    for app in (observation.new_app, observation.old_app):
+        if app is None:
+            continue
+        problem = app_problem(app) or (None if isinstance(app.get("tasks"), list) else "it has no tasks")
+        if problem is not None:
+            name = app.get("id") if isinstance(app, dict) else None
+            return f"Marathon's answer for {name or 'an app'} is doubtful: {problem}"
+    return None
+
+
 def _on_every_lb(lbs, predicate):
     sets = [{listener.svname for listener in lb.listeners if predicate(listener)} for lb in lbs]
     return set.intersection(*sets) if sets else set()
@@ -1185,6 +1353,9 @@ def _on_every_lb(lbs, predicate):
 def decide(observation, plan, waited_s, max_wait_s):
     """The next step of a swap, from one observation of Marathon and every marathon-lb."""
     new_app, old_app = observation.new_app, observation.old_app
+    doubt = _apps_doubt(observation)
+    if doubt is not None:
+        return Step(wait=doubt, bounded=False)
     if new_app.get("deployments"):
         return Step(wait="the new app's Marathon deployment is in progress", bounded=False)
     if observation.lbs is None:
@@ -1197,7 +1368,8 @@ def decide(observation, plan, waited_s, max_wait_s):
     drain = assess_drain(observation, plan)
     kill, forced = drain.drained_ids, False
     if drain.reason is not None:
-        if waited_s < max_wait_s:
+        # --max-wait bounds a drain, not a view zdd cannot read (docs/behaviour.rst, 'Doubtful answers')
+        if waited_s < max_wait_s or drain.lb_failed:
             return Step(wait=drain.reason, draining=drain.draining, lb_failed=drain.lb_failed)
         kill, forced = drain.maint_ids, True
     old_ids = {task["id"] for task in old_app.get("tasks") or []}
@@ -1689,6 +1861,9 @@ class MarathonClient:
         body = _json_of(response, url)
         if not isinstance(body, dict) or not isinstance(body.get("app"), dict):
             raise MarathonFailed(f"{redact_url(url)} did not answer an app")
+        problem = app_problem(body["app"], app_id, embedded=True)
+        if problem is not None:
+            raise MarathonDoubtful(f"GET {redact_url(url)} gave a doubtful answer: {problem}")
         return body["app"]
 
     def write(self, method, path, body, failure):
@@ -1837,7 +2012,8 @@ class MarathonLbClient:
         HAProxy's worker, which can cut requests it serves. Read after the
         stats, a reload in progress at any moment of the stats read still shows
         (more than 2 PIDs) unless its old worker has finished every connection.
-        A failed read shows as a marathon-lb that did not answer.
+        A failed read, or an answer that is not a list of PIDs (``parse_pids``),
+        shows as a marathon-lb that did not answer.
         """
         try:
             return tuple(self._with_pids_one(view) for view in views)
@@ -1847,10 +2023,13 @@ class MarathonLbClient:
     def _with_pids_one(self, view):
         if view.listeners is None:
             return view
+        url = view.source + PIDS_PATH
         try:
-            return dataclasses.replace(view, pids=len(self._get(view.source + PIDS_PATH).split()))
+            return dataclasses.replace(view, pids=len(parse_pids(self._get(url))))
         except RequestFailed as exc:
             return dataclasses.replace(view, listeners=None, error=str(exc))
+        except ValueError as exc:
+            return dataclasses.replace(view, listeners=None, error=f"GET {redact_url(url)} answered {exc}")
 
     def _get(self, url, attempts=1):
         response = self.http.request("GET", url, attempts=attempts)
@@ -2118,7 +2297,7 @@ class Deployer:
 
     def run(self, app):
         group = deployment_group(app)
-        apps = [a for a in self.marathon.list_apps() if deployment_group(a) == group]
+        apps = group_apps(self.marathon.list_apps(), group)
         if len(apps) > 1:
             return self.resume(apps)
         if self.options.complete_cur or self.options.complete_prev:
@@ -2913,7 +3092,7 @@ def _read_lb_for_status(http, url, backend, read_pids):
     if not read_pids:
         return LbReading(url=shown, listeners=listeners)
     try:
-        pids = tuple(int(word) for word in _lb_text(http, url + PIDS_PATH, 1).split())
+        pids = parse_pids(_lb_text(http, url + PIDS_PATH, 1))
     except RequestFailed as exc:
         return LbReading(url=shown, listeners=listeners, error=str(exc))
     except ValueError:
@@ -2932,7 +3111,7 @@ def _lb_text(http, url, attempts):
 def read_group(marathon, lbs, app, pids_known=(), resolve=resolve_host):
     """Read the group of ``app`` from Marathon and every marathon-lb; only GET requests."""
     group = deployment_group(app)
-    listed = [found for found in marathon.list_apps() if deployment_group(found) == group]
+    listed = group_apps(marathon.list_apps(), group)
     apps = tuple(sort_deploys(found for found in (marathon.get_app(a["id"], missing_ok=True) for a in listed)
                               if found is not None))
     port = ((apps[-1].get("labels") or {}).get(LABEL_PORT) if apps else None) or service_port(app)

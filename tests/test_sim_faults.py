@@ -131,3 +131,16 @@ def test_handle_called_directly_suffers_the_same_faults(sim):
     with pytest.raises(Dropped):
         sim.handle("DELETE", "/v2/apps/a", {}, ZDD, b"")
     assert [(record.method, record.status) for record in sim.requests] == [("GET", 200)]
+
+
+def test_garble_edits_a_real_answer_over_http(sim):
+    """A "garble" fault, added over /_sim/faults: the answer is the real one, changed; the request is served."""
+    sim.add_app({"id": "/a", "cmd": "sleep 1", "instances": 1})
+    edits = [{"path": "apps.0.instances", "set": "1"}, {"path": "apps.*.labels", "drop": True},
+             {"path": "apps.0.nothing.here", "set": 1}]
+    requests.post(sim.url + "/_sim/faults", json={"kind": "garble", "count": 1, "garble": edits}, timeout=5)
+    garbled = requests.get(sim.url + "/v2/apps", timeout=5).json()["apps"][0]
+    assert garbled["instances"] == "1" and "labels" not in garbled and "nothing" not in garbled
+    assert requests.get(sim.url + "/v2/apps", timeout=5).json()["apps"][0]["instances"] == 1
+    assert requests.get(sim.url + "/_sim/faults", timeout=5).json()["garble"] == 1
+    assert [record.status for record in sim.requests] == [200, 200]

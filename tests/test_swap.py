@@ -498,27 +498,19 @@ def test_basic_auth_password_may_contain_colons(tmp_path, app_file, how):
     assert "pa:ss:word" not in err.getvalue()
 
 
-def test_unexpected_error_logs_one_traceback(tmp_path, app_file):
-    class Weird(_AuthRecorder):
-        def do_GET(self):
-            body = json.dumps({"apps": [42]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+def test_unexpected_error_logs_one_traceback(world, app_path):
+    """A failure of zdd's own (here the prompt's callback breaks): exit 2 and the traceback once.
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Weird)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        err = io.StringIO()
-        argv = ["-m", f"http://127.0.0.1:{server.server_address[1]}", "-l", "http://127.0.0.1:9", "-j", app_file(),
-                "--dry-run", "--syslog-socket", "/dev/null"]
-        code = zdd.main(argv, stdout=io.StringIO(), stderr=err, environ={})
-    finally:
-        server.shutdown()
-        server.server_close()
+    No upstream answer can cause one any more (docs/behaviour.rst, 'Doubtful answers').
+    """
+
+    def broken_prompt(question):
+        raise RuntimeError("the prompt broke")
+
+    code, _, err = run(world, app_path, ask=broken_prompt)
     assert code == zdd.ExitCode.INTERNAL
-    assert err.getvalue().count("Traceback") == 1
+    assert err.count("Traceback") == 1
+    assert world.sim.writes() == []
 
 
 def test_environment_names_every_option():

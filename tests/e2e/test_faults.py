@@ -21,6 +21,7 @@ import time
 
 import pytest
 
+from tests.sandbox.fakelb import ProxiedMarathonLB
 from tests.sandbox.load import LoadGenerator
 
 pytestmark = pytest.mark.e2e
@@ -386,3 +387,55 @@ def test_deadline_passes_mid_deployment(cluster):
     first, resumed, _ = fault_scenario(cluster, "deadline 5 s", "--stall-timeout", "30", deadline_s=5.0, expect=10)
     assert "--deadline passed" in first.stderr
     assert resumed.finished["steps"] >= 1
+
+
+# -- doubtful answers (docs/behaviour.rst, 'Doubtful answers'): no kill or delete on them ----------------------
+
+
+def kills_after(run, reason_part):
+    """The ``killed`` events after the first ``waiting`` event whose reason holds ``reason_part``."""
+    kinds = [(event["event"], event.get("reason") or "") for event in run.events]
+    first = next((index for index, (kind, reason) in enumerate(kinds) if kind == "waiting" and reason_part in reason),
+                 None)
+    assert first is not None, run.stderr
+    return [event for event in run.events[first:] if event["event"] == "killed"]
+
+
+@pytest.mark.parametrize("garble", ["scur-dash", "maint-listed-up"])
+def test_marathon_lb_stats_garbled_by_a_proxy(cluster, garble):
+    """Halfway, a proxy in front of the stats page (polled as a second marathon-lb) hides the sessions
+    (scur '-'), or lists each MAINT server again as UP with sessions: nothing is killed on that view, even
+    past --max-wait; exit 5 (10 while waiting for the drain); healed, --resume completes.
+    """
+    cluster.deploy_first(INSTANCES)
+    with ProxiedMarathonLB(cluster.lbs[0].url) as proxy:
+        def fault():
+            proxy.stats_garble = garble
+
+        def heal():
+            proxy.stats_garble = None
+
+        if garble == "scur-dash":  # waited on as a marathon-lb that does not answer: --max-wait does not end it
+            expect, waited_for, bounds = 5, "doubtful stats row", ("--max-wait", "2")
+        else:  # waited on as a drain (MAINT + UP with sessions is not drained): --deadline ends it
+            expect, waited_for, bounds = 10, "drain", ("--max-wait", "60")
+        first, _, _ = fault_scenario(
+            cluster, "stats garbled by a proxy (%s)" % garble, "-l", proxy.url, "--stall-timeout", "4", *bounds,
+            fault=fault, when=lambda: first_kill_sent(cluster), expect=expect, heal=heal,
+            deadline_s=DEADLINE_S if expect == 5 else 25.0)
+        assert proxy.stats_polls > 0
+        assert kills_after(first, waited_for) == [], first.stderr
+
+
+def test_marathon_answers_the_old_app_with_the_new_apps_id(cluster):
+    """Halfway, blue's GET names /web-green: zdd never takes it for green nor deletes green; exit 6; healed, resume."""
+    cluster.deploy_first(INSTANCES)
+    sim = cluster.sim
+    first, _, _ = fault_scenario(
+        cluster, "old app answered as the new one", "--stall-timeout", str(OUTAGE_STALL_TIMEOUT_S),
+        fault=lambda: sim.inject("garble", method="GET", path_regex="^/v2/apps/web-blue$", client_regex="^zdd/",
+                                 garble={"path": "app.id", "set": "/web-green"}),
+        when=lambda: first_kill_sent(cluster), expect=6, heal=sim.clear_faults)
+    assert "gave a doubtful answer: it is the app /web-green, not /web-blue" in first.stderr
+    assert not any(record.method == "DELETE" and record.path == "/v2/apps/web-green" for record in sim.writes())
+    assert sim.faults_injected["garble"] > 0

@@ -16,7 +16,10 @@
 Knobs: ``extra_pids`` (list; non-empty = reloading), ``hold_sessions(server,
 scur, qcur)`` / ``release_sessions()``, ``lag`` (serve the view of N stats
 polls ago), ``stats_failure`` / ``pids_failure`` (``None``, ``"garbage"``,
-``"500"``), ``down()`` / ``up()`` (connection refused while down),
+``"500"``; for getpids also ``"html"``, an error page answered 200, and
+``"empty"``, an empty 200 body), ``stats_garble`` (``None`` or a kind of
+``garble_stats``: the real page, changed), ``down()`` / ``up()`` (connection
+refused while down),
 ``reload_on_stats(seconds)`` (each stats request starts a reload as it is
 answered: getpids lists an extra PID for ``seconds`` of the
 simulator's clock; the answered stats are the new worker's, no sessions on a
@@ -24,11 +27,16 @@ server it has put in MAINT, while the old worker may still route to it).
 ``serve_traffic(requests_per_s, error_rate, rtime_ms)`` (per-server counters
 that grow with the simulator's clock and restart at 0 whenever the rendered
 config changes, as a reloaded HAProxy worker's do).
+
+``ProxiedMarathonLB(upstream)`` is the same fake in front of a real
+marathon-lb (end-to-end tests): its stats page and PIDs are the upstream's,
+changed by the same knobs (``stats_garble``, ``pids_failure``).
 """
 
 import http.server
 import socket
 import threading
+import urllib.request
 
 from tests.sandbox import mlb
 
@@ -63,6 +71,50 @@ _TEMPLATES = {
                "0,0,0,0,0,0,0,0,0,0,0,0,0,0,",
 }
 DEFAULT_PIDS = (4001, 4002)
+ERROR_PAGE = "<html><body><h1>503</h1></body></html>\n"  # one word: the old count read 1 PID
+# What garble_stats does to a page
+STATS_GARBLES = ("no-scur", "scur-dash", "scur-empty", "no-status", "maint-listed-up", "other-backends")
+
+
+def garble_stats(text, kind, backend=None):
+    """The stats CSV ``text`` changed as a broken or hostile page would be, by ``kind``.
+
+    ``no-scur``: the scur column gone from the header and every row;
+    ``scur-dash`` / ``scur-empty`` / ``no-status``: the server rows' scur
+    ``-``, scur empty, status empty; ``maint-listed-up``: each server row in
+    MAINT followed by a second row for the same server, UP with 3 sessions;
+    ``other-backends``: every row of the other proxies broken (scur ``-``,
+    status empty, cut short). ``backend``: the proxy whose server rows are
+    changed (None: every proxy's).
+    """
+    if kind not in STATS_GARBLES:
+        raise ValueError("unknown stats garble %r" % kind)
+    lines = text.splitlines()
+    columns = lines[0].lstrip("# ").rstrip(",").split(",")
+    scur, status = columns.index("scur"), columns.index("status")
+    out = []
+    for line in lines:
+        fields = line.split(",")
+        server = not line.startswith("#") and fields[1] not in ("FRONTEND", "BACKEND")
+        ours = server and backend in (None, fields[0])
+        if kind == "no-scur":
+            del fields[scur]
+        elif kind in ("scur-dash", "scur-empty", "no-status") and ours:
+            fields[status if kind == "no-status" else scur] = "-" if kind == "scur-dash" else ""
+        elif kind == "other-backends" and not line.startswith("#") and fields[0] != backend:
+            fields[scur], fields[status] = "-", ""
+            fields = fields[:status + 1]
+        out.append(",".join(fields))
+        if kind == "maint-listed-up" and ours and fields[status] == "MAINT":
+            twin = list(fields)
+            twin[status], twin[scur] = "UP", "3"
+            out.append(",".join(twin))
+    return "\n".join(out) + "\n"
+
+
+def garble_pids(kind):
+    """A ``/_haproxy_getpids`` answer that is not a list of PIDs: ``"html"`` an error page, ``"empty"`` nothing."""
+    return {"html": ERROR_PAGE, "empty": ""}[kind]
 
 
 def _template(kind):
@@ -127,6 +179,8 @@ class FakeMarathonLB:
         self.lag = 0
         self.stats_failure = None
         self.pids_failure = None
+        self.stats_garble = None
+        self.backend = None  # the proxy stats_garble changes (None: all)
         self.stats_polls = 0
         self.pid_polls = 0
         self.reload_s = None  # reload_on_stats
@@ -304,6 +358,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if failure == "garbage":
             self._send(200, "\x00\x01 this is not what you expected ;;;\n<<<>>>\n")
             return True
+        if failure in ("html", "empty"):
+            self._send(200, garble_pids(failure), "text/html" if failure == "html" else "text/plain")
+            return True
         return False
 
     def do_GET(self):
@@ -312,6 +369,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path == "/haproxy" and query.split(";")[0] == "stats" and "csv" in query.split(";")[1:]:
             if not self._failed(fake.stats_failure):
                 text = fake.stats_csv()
+                if fake.stats_garble is not None:
+                    text = garble_stats(text, fake.stats_garble, fake.backend)
                 fake._start_reload()  # before the answer is sent: any later getpids request sees it
                 self._send(200, text, "text/csv")
         elif path == "/_haproxy_getpids":
@@ -320,3 +379,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._send(200, " ".join(str(pid) for pid in fake.current_pids()) + "\n")
         else:
             self._send(404, "<html><body><h1>404 Not Found</h1></body></html>\n", "text/html")
+
+
+UPSTREAM_TIMEOUT_S = 2.0
+
+
+class ProxiedMarathonLB(FakeMarathonLB):
+    """The fake's knobs in front of a real marathon-lb at ``upstream`` (its stats URL), for end-to-end tests."""
+
+    def __init__(self, upstream):
+        super().__init__(sim=None)
+        self.upstream = upstream.rstrip("/")
+
+    def _read(self, path):
+        with urllib.request.urlopen(self.upstream + path, timeout=UPSTREAM_TIMEOUT_S) as reply:
+            return reply.read().decode()
+
+    def stats_csv(self):
+        with self._lock:
+            self.stats_polls += 1
+        return self._read("/haproxy?stats;csv")
+
+    def current_pids(self):
+        return self._read("/_haproxy_getpids").split()

@@ -43,7 +43,7 @@ not asked). ``sim.faults_injected`` counts the hits by kind;
 ``GET /_sim/faults`` returns the counts.
 
 ``sim.inject(kind, rate=1.0, count=None, for_s=None, method=None, path_regex=None, client_regex=None,
-             status=(500, 503), delay_s=0.0, seed=None, body=None)``
+             status=(500, 503), delay_s=0.0, seed=None, body=None, garble=None)``
     (``POST /_sim/faults`` takes the same fields as JSON) from now on,
     requests that match (``method``, a name or a regex matched whole, e.g.
     ``"POST|PUT|DELETE"`` for the writes; ``path_regex`` searched in the path;
@@ -61,7 +61,15 @@ not asked). ``sim.faults_injected`` counts the hits by kind;
                   write is done, the client does not know);
     ``"drop"``    read the request, then close the connection without an
                   answer, without serving or logging it (``handle`` raises
-                  ``Dropped``; the HTTP server closes the connection).
+                  ``Dropped``; the HTTP server closes the connection);
+    ``"garble"``  serve the request (logged), then change its JSON answer
+                  by ``garble``: one edit or a list of them, each
+                  ``{"path": "app.tasks.0", "set": value}`` (the value there
+                  replaced; ``null`` and other types included) or
+                  ``{"path": "app.tasks", "drop": true}`` (the key removed).
+                  A path's parts are keys, list indexes, or ``*`` for every
+                  element; a part that is not there leaves the answer as it is
+                  (``garbled``).
 
     ``rate`` is the fraction of matching requests hit, spread evenly (the
     k-th is hit when ``floor(k * rate)`` grows: 0.2 hits every fifth, never
@@ -140,7 +148,7 @@ KILL_AND_UNREACHABLE_DEFAULTS = {"killSelection": "YOUNGEST_FIRST",
                                  "unreachableStrategy": {"inactiveAfterSeconds": 300, "expungeAfterSeconds": 600}}
 ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz", ".zip")  # uris fetched with extract
 # What a fault does to a request it hits (the module docstring says more).
-FAULT_KINDS = ("answer", "error", "delay", "drop")
+FAULT_KINDS = ("answer", "error", "delay", "drop", "garble")
 
 HEALTH_CHECK_DEFAULTS = {"protocol": "HTTP", "gracePeriodSeconds": 300, "intervalSeconds": 60, "timeoutSeconds": 20,
                          "maxConsecutiveFailures": 3, "delaySeconds": 15}
@@ -149,6 +157,38 @@ COMMAND_PROTOCOLS = ("COMMAND",)  # no port
 
 
 # --------------------------------------------------------------------------- helpers
+
+def garbled(payload, edits):
+    """A copy of the JSON ``payload`` with each edit of a "garble" fault made (the module docstring says how)."""
+    payload = copy.deepcopy(payload)
+    for edit in edits:
+        parts = str(edit["path"]).split(".")
+        holders = [payload]
+        for part in parts[:-1]:
+            holders = [child for holder in holders for child in _children(holder, part)]
+        for holder in holders:
+            for key in _keys(holder, parts[-1]):
+                if edit.get("drop"):
+                    del holder[key]
+                else:
+                    holder[key] = copy.deepcopy(edit.get("set"))
+    return payload
+
+
+def _keys(holder, part):
+    """The keys (or indexes) of ``holder`` that a path part names: ``*`` all of them."""
+    if isinstance(holder, dict):
+        return list(holder) if part == "*" else [part] if part in holder else []
+    if isinstance(holder, list):
+        if part == "*":
+            return list(range(len(holder)))[::-1]  # from the end: a drop keeps the indexes still to come
+        return [int(part)] if part.lstrip("-").isdigit() and -len(holder) <= int(part) < len(holder) else []
+    return []
+
+
+def _children(holder, part):
+    return [holder[key] for key in _keys(holder, part)]
+
 
 def normalize_app_id(raw):
     """``foo``, ``/foo/``, ``//foo`` -> ``/foo``."""
@@ -472,7 +512,7 @@ class MarathonSim:
     # ---- test and control API
 
     def inject(self, kind, rate=1.0, count=None, for_s=None, method=None, path_regex=None, client_regex=None,
-               status=(500, 503), delay_s=0.0, seed=None, body=None):
+               status=(500, 503), delay_s=0.0, seed=None, body=None, garble=None):
         """Add a fault to the list (see the module docstring); returns it."""
         if kind not in FAULT_KINDS:
             raise ValueError("unknown fault kind %r" % kind)
@@ -484,7 +524,8 @@ class MarathonSim:
                        client_re=re.compile(client_regex) if client_regex else None,
                        statuses=statuses, delay_s=float(delay_s),
                        rng=random.Random(seed) if seed is not None else None,
-                       body=body if body is not None else {"message": "injected failure"})
+                       body=body if body is not None else {"message": "injected failure"},
+                       garble=[garble] if isinstance(garble, dict) else list(garble or ()))
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -983,6 +1024,8 @@ class MarathonSim:
                 status, payload, extra = fault.status(), copy.deepcopy(fault.body), {}
             else:
                 status, payload, extra = self._dispatch(method, path, query, headers, body)
+            if kind == "garble":
+                payload = garbled(payload, fault.garble)
             self.requests.append(RequestRecord(method, path, dict(query), copy.deepcopy(body), status))
         if kind == "delay":
             time.sleep(fault.delay_s)  # served already; the answer comes late
@@ -1301,6 +1344,7 @@ class _Fault:
     delay_s: float
     rng: object
     body: object = None
+    garble: list = None
     seen: int = 0
     injected: int = 0
 
