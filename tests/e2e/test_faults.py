@@ -198,6 +198,18 @@ def test_marathon_slower_than_the_request_timeout(cluster):
     assert sim.faults_injected["delay"] >= 1
 
 
+def test_marathon_answers_trickle(cluster):
+    """Halfway, for 4 s zdd's Marathon reads trickle, a byte every 50 ms: each is cut at 1 s, waited for; done."""
+    cluster.deploy_first(INSTANCES)
+    sim = cluster.sim
+    first, _, _ = fault_scenario(
+        cluster, "Marathon answers trickle for 4 s", "--stall-timeout", "30",
+        fault=lambda: sim.inject("trickle", method="GET", for_s=4.0, client_regex="^zdd/"),
+        when=lambda: first_kill_sent(cluster))
+    assert sim.faults_injected["trickle"] >= 1
+    assert "no whole answer within the request timeout (1 s)" in first.stderr
+
+
 def test_marathon_drops_connections(cluster):
     """A quarter of zdd's Marathon connections (reads and writes apart) close without an answer: zdd completes."""
     cluster.deploy_first(INSTANCES)
