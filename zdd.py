@@ -532,6 +532,10 @@ def validate_app(app):
     labels = app.get("labels")
     if not isinstance(labels, dict):
         raise BadApp(f"the app JSON has no labels: define {LABEL_GROUP} and {LABEL_ALT_PORT}")
+    for key, value in labels.items():
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            kind = "true or false" if isinstance(value, bool) else "an object" if isinstance(value, dict) else "a list"
+            raise BadApp(f"label {key} must be a string (or a number, written as its string), not {kind}")
     group = labels.get(LABEL_GROUP)
     if not isinstance(group, str) or not group.strip("/"):
         raise BadApp(f"the app JSON has no {LABEL_GROUP} label")
@@ -594,10 +598,29 @@ def hybrid_goal_of(app):
     return _int_or_none((app.get("labels") or {}).get(LABEL_NEW_INSTANCES, 0)) or 0
 
 
+# The fields Marathon returns with an app and refuses in one (its app schema has no such property, or
+# Marathon only sets it): an app JSON saved from a GET answer (``dcos marathon app show``) carries them.
+READ_ONLY_FIELDS = ("deployments", "tasks", "tasksStaged", "tasksRunning", "tasksHealthy", "tasksUnhealthy",
+                    "taskStats", "lastTaskFailure", "readinessCheckResults", "version", "versionInfo")
+
+
+def read_only_fields(app):
+    """The READ_ONLY_FIELDS ``app`` carries, in that order."""
+    return [field for field in READ_ONLY_FIELDS if field in app]
+
+
+def _label_text(value):
+    """A label's value as Marathon takes it: a string; a number as its JSON text (10001 -> "10001")."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def prepare_app(app, previous, options, now):
-    """The definition of the new colour, given the one app of the group running now (or None)."""
-    app = json.loads(json.dumps(app))
-    labels = app["labels"]
+    """The definition of the new colour, given the one app of the group running now (or None).
+
+    A valid Marathon app: without READ_ONLY_FIELDS, every label value a string.
+    """
+    app = {key: value for key, value in json.loads(json.dumps(app)).items() if key not in READ_ONLY_FIELDS}
+    labels = app["labels"] = {key: _label_text(value) for key, value in app["labels"].items()}
     if previous is None:
         colour = BLUE
         port = service_port(app)
@@ -2049,6 +2072,9 @@ class Deployer:
         previous = apps[0] if apps else None
         if previous is not None:
             self.lbs.preflight()  # a dry run too: it reads what the real run reads first
+        if read_only_fields(app):
+            logger.warning("Left out of the new app: %s (fields Marathon only returns; it refuses them in an app)",
+                           ", ".join(read_only_fields(app)))
         new_app = prepare_app(app, previous, self.options, self.clock.now())
         self.print_definition(new_app)
         if previous is not None:
