@@ -1585,7 +1585,8 @@ class HttpClient:
                 response._content_consumed = True  # close() then hands the connection back for keep-alive
             except (requests.exceptions.RequestException, UnreadableAnswer, urllib3.exceptions.HTTPError,
                     http.client.HTTPException, OSError) as exc:
-                if watch.expired:
+                # a read timeout is the same time running out, seen first by the socket
+                if watch.expired or isinstance(exc, requests.exceptions.ReadTimeout):
                     limit = (f"the request timeout ({self.timeout_s:g} s)" if budget_s >= self.timeout_s
                              else "the --deadline")
                     raise UnreadableAnswer(f"no whole answer within {limit}", transient=True) from None
