@@ -598,10 +598,9 @@ def hybrid_goal_of(app):
     return _int_or_none((app.get("labels") or {}).get(LABEL_NEW_INSTANCES, 0)) or 0
 
 
-# The fields Marathon returns with an app and refuses in one (its app schema has no such property, or
-# Marathon only sets it): an app JSON saved from a GET answer (``dcos marathon app show``) carries them.
-READ_ONLY_FIELDS = ("deployments", "tasks", "tasksStaged", "tasksRunning", "tasksHealthy", "tasksUnhealthy",
-                    "taskStats", "lastTaskFailure", "readinessCheckResults", "version", "versionInfo")
+# Fields of a GET answer that a POST must not carry: Marathon fills them in itself.
+READ_ONLY_FIELDS = ("deployments", "tasks", "tasksRunning", "tasksStaged", "tasksHealthy", "tasksUnhealthy",
+                    "version", "versionInfo", "lastTaskFailure", "taskStats", "readinessCheckResults")
 
 
 def read_only_fields(app):

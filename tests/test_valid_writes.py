@@ -76,8 +76,8 @@ def test_an_app_saved_from_a_get_answer_is_written_without_its_read_only_fields(
     assert code == 0, err
     assert not set(created_app(world)) & set(zdd.READ_ONLY_FIELDS)
     assert err.count("Left out of the new app") == 1
-    assert ("Left out of the new app: deployments, tasks, tasksStaged, tasksRunning, tasksHealthy, "
-            "tasksUnhealthy, taskStats, lastTaskFailure, readinessCheckResults, version, versionInfo") in err
+    assert ("Left out of the new app: deployments, tasks, tasksRunning, tasksStaged, tasksHealthy, "
+            "tasksUnhealthy, version, versionInfo, lastTaskFailure, taskStats, readinessCheckResults") in err
     assert writes(world) == ([("create", "/nginx-blue", app["instances"])] if first else SEQUENCE_3)
 
 
