@@ -567,6 +567,16 @@ def _int_or_none(value):
         return None
 
 
+def read_only_fields(app):
+    """The READ_ONLY_FIELDS ``app`` carries, in that order."""
+    return [field for field in READ_ONLY_FIELDS if field in app]
+
+
+def _label_text(value):
+    """A label's value as Marathon takes it: a string; a number as its JSON text (10001 -> "10001")."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def colour_of(app):
     return (app.get("labels") or {}).get(LABEL_COLOUR)
 
@@ -601,16 +611,6 @@ def hybrid_goal_of(app):
 # Fields of a GET answer that a POST must not carry: Marathon fills them in itself.
 READ_ONLY_FIELDS = ("deployments", "tasks", "tasksRunning", "tasksStaged", "tasksHealthy", "tasksUnhealthy",
                     "version", "versionInfo", "lastTaskFailure", "taskStats", "readinessCheckResults")
-
-
-def read_only_fields(app):
-    """The READ_ONLY_FIELDS ``app`` carries, in that order."""
-    return [field for field in READ_ONLY_FIELDS if field in app]
-
-
-def _label_text(value):
-    """A label's value as Marathon takes it: a string; a number as its JSON text (10001 -> "10001")."""
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def prepare_app(app, previous, options, now):
@@ -2072,9 +2072,6 @@ class Deployer:
         previous = apps[0] if apps else None
         if previous is not None:
             self.lbs.preflight()  # a dry run too: it reads what the real run reads first
-        if read_only_fields(app):
-            logger.warning("Left out of the new app: %s (fields Marathon only returns; it refuses them in an app)",
-                           ", ".join(read_only_fields(app)))
         new_app = prepare_app(app, previous, self.options, self.clock.now())
         self.print_definition(new_app)
         if previous is not None:
@@ -3468,6 +3465,9 @@ def load_app(options):
         text = format_app_text(text, variables)
     app = parse_app(text)
     validate_app(app)
+    if read_only_fields(app) and not options.status:
+        logger.warning("Left out of the new app: %s (fields Marathon only returns; it refuses them in an app)",
+                       ", ".join(read_only_fields(app)))
     return app
 
 
