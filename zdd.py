@@ -70,6 +70,7 @@ import contextlib
 import dataclasses
 import datetime
 import enum
+import http.client
 import ipaddress
 import itertools
 import json
@@ -89,9 +90,11 @@ import threading
 import time
 import typing
 import urllib.parse
+import zlib
 
 import dateutil.parser
 import requests
+import urllib3
 
 # ---------------------------------------------------------------------------
 # Constants
@@ -118,6 +121,11 @@ DEFAULT_DEADLINE_S = 0  # 0: no deadline for the whole run
 HOOK_TIMEOUT_S = 600
 GET_ATTEMPTS = 4
 RETRY_BACKOFF_S = (0.5, 1.0, 2.0)
+# The most an answer's body may hold, decompressed: 18 times a marathon-lb stats page of 12,000 servers (3.4 MB),
+# and more than /v2/apps of 20,000 apps; a bigger (or bigger-growing) answer is one zdd could not read.
+MAX_ANSWER_BYTES = 64 * 2**20
+ANSWER_CHUNK_BYTES = 64 * 2**10  # read (and decompress) an answer this much at a time
+ACCEPTED_ENCODINGS = "gzip, deflate"  # what zdd decompresses itself, within MAX_ANSWER_BYTES
 RESTING_PID_COUNT = 2  # master + one worker: marathon-lb runs HAProxy in master-worker mode
 SLEEP_SLICE_S = 0.2  # how often a sleep looks for SIGINT/SIGTERM
 AMBIGUOUS_WRITES_TOLERATED = 3
@@ -344,8 +352,8 @@ class Options:
     dcos_credentials: dict = None
     marathon_ca_cert: str = None
     format_json: str = None
-    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
-    deadline: float = DEFAULT_DEADLINE_S
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S  # for a whole answer: connecting, headers, body
+    deadline: float = DEFAULT_DEADLINE_S  # for the whole run, requests in flight included
     stall_timeout: float = DEFAULT_STALL_TIMEOUT_S
     output: str = "text"
     on_failure: str = "stop"
@@ -647,6 +655,10 @@ def validate_app(app):
     labels = app.get("labels")
     if not isinstance(labels, dict):
         raise BadApp(f"the app JSON has no labels: define {LABEL_GROUP} and {LABEL_ALT_PORT}")
+    for key, value in labels.items():
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            kind = "true or false" if isinstance(value, bool) else "an object" if isinstance(value, dict) else "a list"
+            raise BadApp(f"label {key} must be a string (or a number, written as its string), not {kind}")
     group = labels.get(LABEL_GROUP)
     if not isinstance(group, str) or not group.strip("/"):
         raise BadApp(f"the app JSON has no {LABEL_GROUP} label")
@@ -676,6 +688,16 @@ def _int_or_none(value):
         return int(str(value).strip())
     except ValueError:
         return None
+
+
+def read_only_fields(app):
+    """The READ_ONLY_FIELDS ``app`` carries, in that order."""
+    return [field for field in READ_ONLY_FIELDS if field in app]
+
+
+def _label_text(value):
+    """A label's value as Marathon takes it: a string; a number as its JSON text (10001 -> "10001")."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def colour_of(app):
@@ -715,9 +737,12 @@ READ_ONLY_FIELDS = ("deployments", "tasks", "tasksRunning", "tasksStaged", "task
 
 
 def prepare_app(app, previous, options, now):
-    """The definition of the new colour, given the one app of the group running now (or None)."""
-    app = json.loads(json.dumps(app))
-    labels = app["labels"]
+    """The definition of the new colour, given the one app of the group running now (or None).
+
+    A valid Marathon app: without READ_ONLY_FIELDS, every label value a string.
+    """
+    app = {key: value for key, value in json.loads(json.dumps(app)).items() if key not in READ_ONLY_FIELDS}
+    labels = app["labels"] = {key: _label_text(value) for key, value in app["labels"].items()}
     if previous is None:
         colour = BLUE
         port = service_port(app)
@@ -1706,43 +1731,245 @@ def _may_try_again(method, exc, attempt, attempts):
 RETRIED_STATUSES = (500, 502, 503, 504)
 
 
+_IN_FLIGHT = threading.local()  # .watch: the AnswerWatch of the request this thread is sending, or None
+
+
+class AnswerWatch:
+    """A whole answer's time: when ``seconds`` are up, the sockets of the request are shut down.
+
+    Socket timeouts bound each read, so an answer sent a byte at a time would
+    never trip them; shutting the socket down ends any read in progress at once.
+    """
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.expired = False
+        self._done = False
+        self._sockets = []
+        self._lock = threading.Lock()
+        self._timer = None
+
+    def __enter__(self):
+        _IN_FLIGHT.watch = self
+        self._arm(self.seconds)
+        return self
+
+    def __exit__(self, *exc_info):
+        _IN_FLIGHT.watch = None
+        with self._lock:
+            self._done = True
+            self._timer.cancel()
+
+    def _arm(self, seconds):
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def add(self, sock):
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                self._cut(sock)
+
+    def _expire(self):
+        with self._lock:
+            if not self._done:
+                self.expired = True
+                for sock in self._sockets:
+                    self._cut(sock)
+
+    @staticmethod
+    def _cut(sock):
+        try:  # socket.socket's own shutdown: a TLS socket's would also drop its TLS state under a reader
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _watch(sock):
+    """Hand ``sock`` to the AnswerWatch of the request this thread is sending, if any."""
+    watch = getattr(_IN_FLIGHT, "watch", None)
+    if watch is not None and sock is not None:
+        watch.add(sock)
+
+
+class _WatchedConnection:
+    """A urllib3 connection whose socket, once connected, the request's AnswerWatch can shut down."""
+
+    def connect(self):
+        super().connect()
+        _watch(self.sock)
+
+
+class _WatchedHTTPConnection(_WatchedConnection, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+def _get_watched_conn(pool, timeout=None):
+    """A connection from ``pool``; one kept alive, connected already, is handed to the watch now."""
+    connection = urllib3.HTTPConnectionPool._get_conn(pool, timeout)
+    _watch(connection.sock)
+    return connection
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+    _get_conn = _get_watched_conn
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+    _get_conn = _get_watched_conn
+
+
+def _watch_pools(manager):
+    """Make ``manager`` (a urllib3 PoolManager or ProxyManager, not a SOCKS one) use the watched pools."""
+    if manager.pool_classes_by_scheme == {"http": urllib3.HTTPConnectionPool, "https": urllib3.HTTPSConnectionPool}:
+        manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+    return manager
+
+
+class WatchedAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, with connections an AnswerWatch can cut."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        _watch_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        return _watch_pools(super().proxy_manager_for(proxy, **proxy_kwargs))
+
+
+class UnreadableAnswer(Exception):
+    """An answer zdd could not read whole; ``transient`` when asking again may get a whole one."""
+
+    def __init__(self, message, transient):
+        super().__init__(message)
+        self.transient = transient
+
+
+def _decoder(response):
+    """A zlib decompressor for the answer's Content-Encoding, or None for a plain one."""
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        return zlib.decompressobj(zlib.MAX_WBITS | 32)  # a gzip or a zlib header, told apart by zlib
+    raise UnreadableAnswer(f"an answer in an encoding zdd does not read ({encoding[:40]})", transient=False)
+
+
+def read_body(response, limit_bytes=MAX_ANSWER_BYTES):
+    """The answer's whole body, decompressed, never more than ``limit_bytes`` in memory.
+
+    Decompression is capped as it goes: a small compressed answer that grows
+    past the limit stops there. Raises UnreadableAnswer for a body that is too
+    big, compressed wrongly, or cut.
+    """
+    too_big = UnreadableAnswer(f"an answer larger than {limit_bytes / 2**20:g} MiB", transient=False)
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit_bytes:
+        raise too_big
+    decoder = _decoder(response)
+    body = bytearray()
+    try:
+        for data in response.raw.stream(ANSWER_CHUNK_BYTES, decode_content=False):
+            while data:
+                if decoder is None:
+                    body += data
+                    data = b""
+                else:
+                    # a chunk at a time: one call's output is a copy too
+                    body += decoder.decompress(data, min(ANSWER_CHUNK_BYTES, limit_bytes + 1 - len(body)))
+                    data = decoder.unconsumed_tail
+                if len(body) > limit_bytes:
+                    raise too_big
+        if decoder is not None:
+            if not decoder.eof:
+                raise UnreadableAnswer("a compressed answer cut short", transient=True)
+            if decoder.unused_data:
+                raise UnreadableAnswer("a compressed answer with bytes after its end", transient=False)
+    except zlib.error:
+        raise UnreadableAnswer("an answer whose compression is broken", transient=False) from None
+    return bytes(body)
+
+
 class HttpClient:
-    """One session to one kind of endpoint: timeouts on every call, retries only where safe."""
+    """One session to one kind of endpoint: every answer bounded in time and size, retries only where safe."""
 
     def __init__(self, session, timeout_s, deadline, clock, interrupts):
         self.session = session
+        for prefix in ("http://", "https://"):
+            session.mount(prefix, WatchedAdapter())
         self.timeout_s = timeout_s
         self.deadline = deadline
         self.clock = clock
         self.interrupts = interrupts
 
     def request(self, method, url, *, json_body=None, attempts=1):
-        """Send one request, trying again only where that is safe.
+        """Send one request and read its whole answer, trying again only where that is safe.
 
-        A GET is tried up to ``attempts`` times after transport errors and
-        5xx answers (500, 502, 503, 504). Any request is sent again after a refused connection or
-        a connect timeout (nothing reached the server); a write that may have
-        reached it is never repeated here: the caller re-reads the state.
+        The whole answer (connection, headers, body) gets --request-timeout,
+        or what is left of --deadline if that is less; its body at most
+        MAX_ANSWER_BYTES, decompressed (see
+        docs/behaviour.rst, 'Answers zdd could not read'). A GET is tried up
+        to ``attempts`` times after transport errors, answers that came cut
+        or late, and 5xx answers (500, 502, 503, 504). Any request is sent again after a
+        refused connection or a connect timeout (nothing reached the server);
+        a write that may have reached it is never repeated here: the caller
+        re-reads the state.
         """
         for attempt in itertools.count():
             self.deadline.check(f"calling {redact_url(url)}")
-            timeout = self.deadline.bound(self.timeout_s) or 0.001
+            budget_s = self.deadline.bound(self.timeout_s) or 0.001
+            tries = f" after {attempt + 1} attempts" if attempt else ""
             try:
-                # verify passed per request: requests lets REQUESTS_CA_BUNDLE replace a session's CA bundle
-                response = self.session.request(method, url, json=json_body, timeout=timeout,
-                                                verify=self.session.verify)
+                response = self._answer(method, url, json_body, budget_s)
             except requests.exceptions.RequestException as exc:
                 if _may_try_again(method, exc, attempt, attempts):
                     self._backoff(attempt)
                     continue
-                tries = f" after {attempt + 1} attempts" if attempt else ""
                 raise RequestFailed(f"{method} {redact_url(url)} failed{tries}: {_describe(exc)}",
                                     ambiguous=not _nothing_sent(exc),
                                     permanent=_describe(exc) in PERMANENT_CAUSES) from None
+            except UnreadableAnswer as exc:
+                if method == "GET" and exc.transient and attempt + 1 < attempts:
+                    self._backoff(attempt)
+                    continue
+                raise RequestFailed(f"{method} {redact_url(url)} failed{tries}: {exc}", ambiguous=True) from None
             if method == "GET" and response.status_code in RETRIED_STATUSES and attempt + 1 < attempts:
                 self._backoff(attempt)
                 continue
             return response
+
+    def _answer(self, method, url, json_body, budget_s):
+        """The response with its whole body read, within ``budget_s`` seconds of the machine's clock."""
+        with AnswerWatch(budget_s) as watch:
+            response = None
+            try:
+                # verify passed per request: requests lets REQUESTS_CA_BUNDLE replace a session's CA bundle
+                response = self.session.request(method, url, json=json_body, timeout=budget_s, stream=True,
+                                                verify=self.session.verify,
+                                                headers={"Accept-Encoding": ACCEPTED_ENCODINGS})
+                response._content = read_body(response)  # what response.json() and .text read
+                response._content_consumed = True  # close() then hands the connection back for keep-alive
+            except (requests.exceptions.RequestException, UnreadableAnswer, urllib3.exceptions.HTTPError,
+                    http.client.HTTPException, OSError) as exc:
+                # a read timeout is the same time running out, seen first by the socket
+                if watch.expired or isinstance(exc, requests.exceptions.ReadTimeout):
+                    limit = (f"the request timeout ({self.timeout_s:g} s)" if budget_s >= self.timeout_s
+                             else "the --deadline")
+                    raise UnreadableAnswer(f"no whole answer within {limit}", transient=True) from None
+                if response is None or isinstance(exc, UnreadableAnswer):
+                    raise
+                raise UnreadableAnswer("the answer was cut short", transient=True) from None
+            finally:
+                if response is not None:
+                    response.close()
+        return response
 
     def _backoff(self, attempt):
         """Wait before the next attempt; the final failure, if any, says how many there were."""
@@ -3582,9 +3809,9 @@ def build_parser():
     add("--marathon-ca-cert", help="CA bundle for HTTPS to Marathon and the DC/OS login")
     add("--format-json", help="JSON file of variables substituted as {name} into the app JSON")
     add("--request-timeout", type=_non_negative(float), default=DEFAULT_REQUEST_TIMEOUT_S,
-        help="seconds to wait for any one HTTP answer")
+        help="seconds for any one HTTP answer, whole: connecting, the headers and the entire body")
     add("--deadline", type=_non_negative(float), default=DEFAULT_DEADLINE_S,
-        help="seconds the whole run may take (0: no deadline)")
+        help="seconds the whole run may take, a request in flight included (0: no deadline)")
     add("--stall-timeout", type=_non_negative(float), default=DEFAULT_STALL_TIMEOUT_S,
         help="stop when the deployment makes no progress, or Marathon does not answer, for this many seconds "
         "(0: never)")
@@ -3759,6 +3986,9 @@ def load_app(options):
         text = format_app_text(text, variables)
     app = parse_app(text)
     validate_app(app)
+    if read_only_fields(app) and not options.status:
+        logger.warning("Left out of the new app: %s (fields Marathon only returns; it refuses them in an app)",
+                       ", ".join(read_only_fields(app)))
     return app
 
 

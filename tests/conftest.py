@@ -9,8 +9,20 @@ import pytest
 
 from tests.sandbox.clock import RealClock
 from tests.sandbox.fakelb import FakeMarathonLB
-from tests.sandbox.marathon import MarathonSim, RecordLauncher
+from tests.sandbox.marathon import SCHEMA_VIOLATIONS, MarathonSim, RecordLauncher
 from tests.sandbox.world import World, load_fixture
+
+
+@pytest.fixture(autouse=True)
+def zdd_writes_valid_apps():
+    """Fail any test in which zdd wrote an app body Marathon's app schema refuses (the simulator notes them)."""
+    SCHEMA_VIOLATIONS.clear()
+    yield
+    refused = [violation for violation in SCHEMA_VIOLATIONS if violation.client.startswith("zdd/")]
+    SCHEMA_VIOLATIONS.clear()
+    if refused:
+        pytest.fail("zdd wrote app bodies Marathon refuses: " + "; ".join(
+            f"{violation.method} {violation.path}: {', '.join(violation.problems)}" for violation in refused))
 
 
 @pytest.fixture

@@ -72,8 +72,7 @@ def test_empty_app_list(any_sim):
 
 
 def test_post_201_body_header_and_later_get(sim):
-    response = requests.post(sim.url + "/v2/apps", json=simple_app("web", instances=2, version="bogus",
-                                                                   tasks=[{"id": "x"}]))
+    response = requests.post(sim.url + "/v2/apps", json=simple_app("web", instances=2, version="bogus"))
     assert response.status_code == 201
     body = response.json()
     deployment_id = response.headers["Marathon-Deployment-Id"]

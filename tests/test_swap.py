@@ -627,5 +627,5 @@ def test_a_marathon_that_never_answers_ends_with_6(app_file):
     finally:
         silent.close()
     assert code == zdd.ExitCode.MARATHON_FAILED
-    assert "no answer within the request timeout" in err.getvalue()
+    assert "no whole answer within the request timeout (0.3 s)" in err.getvalue()
     assert "after 4 attempts" in err.getvalue()

@@ -199,6 +199,19 @@ def test_marathon_slower_than_the_request_timeout(cluster):
     assert sim.faults_injected["delay"] >= 1
 
 
+def test_marathon_answers_trickle(cluster):
+    """Halfway, for 8 s zdd's Marathon reads trickle, a byte every 50 ms: each cut at 1 s, a read fails, waited for."""
+    cluster.deploy_first(INSTANCES)
+    sim = cluster.sim
+    first, _, _ = fault_scenario(
+        cluster, "Marathon answers trickle for 8 s", "--stall-timeout", "30",
+        fault=lambda: sim.inject("trickle", method="GET", for_s=8.0, client_regex="^zdd/"),
+        when=lambda: first_kill_sent(cluster))
+    assert sim.faults_injected["trickle"] >= 4
+    assert "Marathon does not answer" in first.stderr
+    assert "no whole answer within the request timeout (1 s)" in first.stderr
+
+
 def test_marathon_drops_connections(cluster):
     """A quarter of zdd's Marathon connections (reads and writes apart) close without an answer: zdd completes."""
     cluster.deploy_first(INSTANCES)

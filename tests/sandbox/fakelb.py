@@ -16,7 +16,10 @@
 Knobs: ``extra_pids`` (list; non-empty = reloading), ``hold_sessions(server,
 scur, qcur)`` / ``release_sessions()``, ``lag`` (serve the view of N stats
 polls ago), ``stats_failure`` / ``pids_failure`` (``None``, ``"garbage"``,
-``"500"``; for getpids also ``"html"``, an error page answered 200, and
+``"500"``, ``"trickle"``: the real answer sent one byte every
+``TRICKLE_GAP_S`` until the client hangs up, ``"bomb"``: 200 with
+``bomb_size_bytes`` zero bytes gzip-compressed, as the simulator's faults of
+those names; for getpids also ``"html"``, an error page answered 200, and
 ``"empty"``, an empty 200 body), ``stats_garble`` (``None`` or a kind of
 ``garble_stats``: the real page, changed), ``down()`` / ``up()`` (connection
 refused while down),
@@ -39,6 +42,7 @@ import threading
 import urllib.request
 
 from tests.sandbox import mlb
+from tests.sandbox.marathon import BOMB_SIZE_BYTES, TRICKLE_GAP_S, gzip_zeros, send_slowly
 
 HAPROXY26_HEADER = (
     "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,"
@@ -181,6 +185,7 @@ class FakeMarathonLB:
         self.pids_failure = None
         self.stats_garble = None
         self.backend = None  # the proxy stats_garble changes (None: all)
+        self.bomb_size_bytes = BOMB_SIZE_BYTES
         self.stats_polls = 0
         self.pid_polls = 0
         self.reload_s = None  # reload_on_stats
@@ -343,13 +348,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def _send(self, status, text, content_type="text/plain"):
+    def _send(self, status, text, content_type="text/plain", failure=None):
+        """Answer ``text``; a "trickle" ``failure`` sends it slowly, a "bomb" sends zeros, gzip-compressed."""
         data = text.encode()
+        encoding = {}
+        if failure == "bomb":
+            data, encoding = gzip_zeros(self.fake.bomb_size_bytes), {"Content-Encoding": "gzip"}
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
+        for key, value in encoding.items():
+            self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(data)
+        try:
+            if failure == "trickle":
+                send_slowly(self.wfile, data, TRICKLE_GAP_S, lambda: self.fake._server is None)
+            else:
+                self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up
+            self.close_connection = True
 
     def _failed(self, failure):
         if failure in ("500", 500):
@@ -372,11 +389,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 if fake.stats_garble is not None:
                     text = garble_stats(text, fake.stats_garble, fake.backend)
                 fake._start_reload()  # before the answer is sent: any later getpids request sees it
-                self._send(200, text, "text/csv")
+                self._send(200, text, "text/csv", failure=fake.stats_failure)
         elif path == "/_haproxy_getpids":
             fake.pid_polls += 1
             if not self._failed(fake.pids_failure):
-                self._send(200, " ".join(str(pid) for pid in fake.current_pids()) + "\n")
+                self._send(200, " ".join(str(pid) for pid in fake.current_pids()) + "\n", failure=fake.pids_failure)
         else:
             self._send(404, "<html><body><h1>404 Not Found</h1></body></html>\n", "text/html")
 

@@ -34,6 +34,15 @@ Knobs on the object (and over HTTP at ``/_sim/...`` for out-of-process use):
     the log of API requests (``GET /_sim/requests`` returns it as JSON);
     ``sim.clear_log()`` / ``POST /_sim/clear_log`` empties it.
 
+App bodies (``POST /v2/apps``, ``PUT /v2/apps/<id>``) are checked against
+Marathon's app schema (``tests/sandbox/appschema.py``) as Marathon does: a
+property it does not know (a field Marathon only returns, such as
+``tasksRunning``) gets 422 ``Object is not valid`` with the details, a value
+of the wrong type 400 ``Invalid JSON``. Each refused body is noted in the
+module's ``SCHEMA_VIOLATIONS`` (``SchemaViolation``: client, method, path,
+problems), one list for every simulator of the process; the unit tests'
+conftest fails a test in which zdd wrote one.
+
 Faults: one list, kept in the order they were added. Every API request (not
 ``/_sim/``) is matched against it in ``handle``, served over HTTP or called
 directly; the first live fault that matches decides, and a fault whose
@@ -43,7 +52,8 @@ not asked). ``sim.faults_injected`` counts the hits by kind;
 ``GET /_sim/faults`` returns the counts.
 
 ``sim.inject(kind, rate=1.0, count=None, for_s=None, method=None, path_regex=None, client_regex=None,
-             status=(500, 503), delay_s=0.0, seed=None, body=None, garble=None)``
+             status=(500, 503), delay_s=0.0, seed=None, body=None, garble=None,
+             size_bytes=BOMB_SIZE_BYTES)``
     (``POST /_sim/faults`` takes the same fields as JSON) from now on,
     requests that match (``method``, a name or a regex matched whole, e.g.
     ``"POST|PUT|DELETE"`` for the writes; ``path_regex`` searched in the path;
@@ -70,6 +80,15 @@ not asked). ``sim.faults_injected`` counts the hits by kind;
                   A path's parts are keys, list indexes, or ``*`` for every
                   element; a part that is not there leaves the answer as it is
                   (``garbled``).
+    ``"trickle"`` serve the request at once (logged), then send the answer's
+                  body one byte every ``delay_s`` seconds (default
+                  ``TRICKLE_GAP_S``), as a proxy that stalls mid-answer does;
+                  it stops when the client hangs up or the simulator stops
+                  (``handle`` returns the payload as a ``Trickled``);
+    ``"bomb"``    answer 200 with ``size_bytes`` zero bytes (default 1 GiB)
+                  gzip-compressed (about a thousandth of that on the wire),
+                  without touching the state; logged (``handle`` returns a
+                  ``Bomb``).
 
     ``rate`` is the fraction of matching requests hit, spread evenly (the
     k-th is hit when ``floor(k * rate)`` grows: 0.2 hits every fifth, never
@@ -92,17 +111,21 @@ not asked). ``sim.faults_injected`` counts the hits by kind;
 import copy
 import dataclasses
 import datetime
+import functools
 import http.server
 import json
 import math
 import random
 import re
 import socket
+import struct
 import threading
 import time
 import urllib.parse
 import uuid
+import zlib
 
+from tests.sandbox import appschema
 from tests.sandbox.clock import FakeClock, RealClock
 from tests.sandbox.mlb import is_ip_per_task  # noqa: F401 (also this module's helper)
 
@@ -126,7 +149,8 @@ LOCKED_MESSAGE = (
     "View details at '/v2/deployments/<DEPLOYMENT_ID>'."
 )
 
-# Fields a client may send that Marathon ignores on write (read-only).
+# Fields of an app that Marathon only returns: a seed given as a GET answer drops them; a client's body that
+# carries one is refused (they are not in Marathon's app schema, tests/sandbox/appschema.py).
 READ_ONLY_FIELDS = (
     "version", "versionInfo", "tasks", "deployments", "tasksStaged", "tasksRunning",
     "tasksHealthy", "tasksUnhealthy", "lastTaskFailure", "readinessCheckResults", "taskStats",
@@ -149,6 +173,11 @@ KILL_AND_UNREACHABLE_DEFAULTS = {"killSelection": "YOUNGEST_FIRST",
 ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz", ".zip")  # uris fetched with extract
 # What a fault does to a request it hits (the module docstring says more).
 FAULT_KINDS = ("answer", "error", "delay", "drop", "garble")
+# Faults of the answer's body, sent by the HTTP server: a body sent slowly, a compressed body that grows huge.
+FAULT_KINDS += ("trickle", "bomb")
+TRICKLE_GAP_S = 0.05
+BOMB_SIZE_BYTES = 2**30
+SCHEMA_VIOLATIONS = []  # SchemaViolation: every app body a simulator of this process refused by the app schema
 
 HEALTH_CHECK_DEFAULTS = {"protocol": "HTTP", "gracePeriodSeconds": 300, "intervalSeconds": 60, "timeoutSeconds": 20,
                          "maxConsecutiveFailures": 3, "delaySeconds": 15}
@@ -387,6 +416,15 @@ class _Deployment:
 
 
 @dataclasses.dataclass(frozen=True)
+class SchemaViolation:
+    """An app body the simulator refused as Marathon's app schema does: who sent it, where, and what was wrong."""
+    client: str
+    method: str
+    path: str
+    problems: tuple
+
+
+@dataclasses.dataclass(frozen=True)
 class RequestRecord:
     """One API request as the simulator saw it."""
     method: str
@@ -512,7 +550,8 @@ class MarathonSim:
     # ---- test and control API
 
     def inject(self, kind, rate=1.0, count=None, for_s=None, method=None, path_regex=None, client_regex=None,
-               status=(500, 503), delay_s=0.0, seed=None, body=None, garble=None):
+               status=(500, 503), delay_s=0.0, seed=None, body=None, garble=None,
+               size_bytes=BOMB_SIZE_BYTES):
         """Add a fault to the list (see the module docstring); returns it."""
         if kind not in FAULT_KINDS:
             raise ValueError("unknown fault kind %r" % kind)
@@ -525,7 +564,8 @@ class MarathonSim:
                        statuses=statuses, delay_s=float(delay_s),
                        rng=random.Random(seed) if seed is not None else None,
                        body=body if body is not None else {"message": "injected failure"},
-                       garble=[garble] if isinstance(garble, dict) else list(garble or ()))
+                       garble=[garble] if isinstance(garble, dict) else list(garble or ()),
+                       size_bytes=int(size_bytes))
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -1022,6 +1062,8 @@ class MarathonSim:
                     body = body_bytes.decode("utf-8", "replace")
             if kind == "answer":
                 status, payload, extra = fault.status(), copy.deepcopy(fault.body), {}
+            elif kind == "bomb":
+                status, payload, extra = 200, Bomb(fault.size_bytes), {}
             else:
                 status, payload, extra = self._dispatch(method, path, query, headers, body)
             if kind == "garble":
@@ -1029,6 +1071,8 @@ class MarathonSim:
             self.requests.append(RequestRecord(method, path, dict(query), copy.deepcopy(body), status))
         if kind == "delay":
             time.sleep(fault.delay_s)  # served already; the answer comes late
+        if kind == "trickle":
+            payload = Trickled(payload, fault.delay_s or TRICKLE_GAP_S)
         return status, payload, extra
 
     def _dispatch(self, method, path, query, headers, body):
@@ -1042,12 +1086,14 @@ class MarathonSim:
                 if method == "GET":
                     return 200, {"apps": self._list_apps(query)}, {}
                 if method == "POST":
+                    self._check_schema(method, path, body, headers)
                     return self._create(self._json_body(body), query)
             if path.startswith("/v2/apps/"):
                 app_id = normalize_app_id(path[len("/v2/apps/"):])
                 if method == "GET":
                     return self._get_app(app_id)
                 if method == "PUT":
+                    self._check_schema(method, path, body, headers)
                     return self._update(app_id, self._json_body(body), query)
                 if method == "DELETE":
                     return self._delete(app_id, query)
@@ -1060,6 +1106,18 @@ class MarathonSim:
             return 404, {"message": "HTTP 404 Not Found"}, {}
         except ApiError as exc:
             return exc.status, exc.body, {}
+
+    def _check_schema(self, method, path, body, headers):
+        """Refuse an app body Marathon's app schema refuses (422), and note it in ``SCHEMA_VIOLATIONS``."""
+        if not isinstance(body, dict):
+            return  # not JSON, or not an object: _json_body and _parse_app answer those
+        problems = appschema.violations(body, partial=method == "PUT")
+        if problems:
+            client = (headers.get("User-Agent") if headers is not None else None) or ""
+            SCHEMA_VIOLATIONS.append(SchemaViolation(client, method, path, tuple(problems)))
+            self._check_types(body)  # a value of the wrong type: 400 "Invalid JSON", as before any validation
+            raise ApiError(422, {"message": "Object is not valid", "details": [
+                {"path": problem.split(": ", 1)[0], "errors": [problem.split(": ", 1)[1]]} for problem in problems]})
 
     @staticmethod
     def _json_body(body):
@@ -1330,6 +1388,46 @@ class Dropped(Exception):
     """A "drop" fault hit this request: it is not served, and its connection closes without an answer."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Trickled:
+    """A "trickle" fault's answer: ``payload``, sent one byte every ``gap_s`` seconds."""
+    payload: object
+    gap_s: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Bomb:
+    """A "bomb" fault's answer: ``size_bytes`` zero bytes, gzip-compressed."""
+    size_bytes: int
+
+
+@functools.lru_cache(maxsize=4)
+def gzip_zeros(size_bytes):
+    """``size_bytes`` zero bytes as one gzip stream, never all in memory: one MiB compressed once, repeated."""
+    block = bytes(min(size_bytes, 2**20)) or b"\0"
+    whole, rest = divmod(size_bytes, len(block))
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    segment = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)  # refers to nothing before it
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    tail = compressor.compress(bytes(rest)) + compressor.flush()  # the final block
+    crc = 0
+    for _ in range(whole):
+        crc = zlib.crc32(block, crc)
+    crc = zlib.crc32(bytes(rest), crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+    return header + segment * whole + tail + struct.pack("<II", crc, size_bytes % 2**32)
+
+
+def send_slowly(wfile, data, gap_s, stopped):
+    """Write ``data`` one byte every ``gap_s`` seconds until done, the client hangs up, or ``stopped()``."""
+    for index in range(len(data)):
+        if stopped():
+            return
+        wfile.write(data[index:index + 1])
+        wfile.flush()
+        time.sleep(gap_s)
+
+
 @dataclasses.dataclass
 class _Fault:
     """One fault of the simulator's list (``MarathonSim.inject``, ``MarathonSim.fail_next``)."""
@@ -1345,6 +1443,7 @@ class _Fault:
     rng: object
     body: object = None
     garble: list = None
+    size_bytes: int = BOMB_SIZE_BYTES
     seen: int = 0
     injected: int = 0
 
@@ -1396,7 +1495,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
-        if payload is None:
+        trickle_gap_s = None
+        if isinstance(payload, Trickled):
+            payload, trickle_gap_s = payload.payload, payload.gap_s
+        if isinstance(payload, Bomb):
+            data = gzip_zeros(payload.size_bytes)
+            extra = dict(extra, **{"Content-Encoding": "gzip"})
+        elif payload is None:
             data = b""
         elif isinstance(payload, str):
             data = payload.encode()
@@ -1410,7 +1515,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header(key, value)
         try:
             self.end_headers()
-            if self.command != "HEAD":
+            if self.command == "HEAD":
+                pass
+            elif trickle_gap_s is not None:
+                send_slowly(self.wfile, data, trickle_gap_s, lambda: self.simulator._server is None)
+            else:
                 self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (a delayed answer)
             self.close_connection = True
