@@ -10,6 +10,10 @@
   (``tests/fixtures/haproxy26_stats.csv``). A server is ``UP`` when its app
   has health checks (marathon-lb adds ``check``), ``no check`` when it has
   none (as HAProxy shows a server without ``check``), ``MAINT`` when draining.
+  With ``;scope=<text>`` it keeps, as HAProxy 2.6 does, the rows of the
+  proxies whose name contains the text's first 20 characters, ignoring case
+  (FRONTEND, servers and BACKEND alike; ``stats`` too if it matches); a text
+  with a character a proxy name cannot hold (``%``, ``/``, ...) is no scope.
 * ``GET /_haproxy_getpids``: ``"<master> <worker>\\n"`` (plus extra PIDs while
   "reloading").
 
@@ -17,6 +21,9 @@ Knobs: ``extra_pids`` (list; non-empty = reloading), ``hold_sessions(server,
 scur, qcur)`` / ``release_sessions()``, ``lag`` (serve the view of N stats
 polls ago), ``stats_failure`` / ``pids_failure`` (``None``, ``"garbage"``,
 ``"500"``), ``down()`` / ``up()`` (connection refused while down),
+``ignore_scope`` (answer
+the whole page whatever the scope, as an HAProxy without scopes would),
+``stats_paths`` (the path of every stats request, query included),
 ``reload_on_stats(seconds)`` (each stats request starts a reload as it is
 answered: getpids lists an extra PID for ``seconds`` of the
 simulator's clock; the answered stats are the new worker's, no sessions on a
@@ -63,6 +70,8 @@ _TEMPLATES = {
                "0,0,0,0,0,0,0,0,0,0,0,0,0,0,",
 }
 DEFAULT_PIDS = (4001, 4002)
+SCOPE_MAX = 20  # HAProxy 2.6's STAT_SCOPE_TXT_MAXLEN
+SCOPE_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:")  # a proxy name's
 
 
 def _template(kind):
@@ -107,6 +116,28 @@ def render_stats_csv(services, sessions=None, counters=None):
     return "\n".join(lines) + "\n"
 
 
+def stats_scope(query):
+    """The scope HAProxy 2.6 takes from a stats query (``stats;csv;scope=web_10000``), or None.
+
+    It reads up to ``;``, ``&`` or a space, keeps the first 20 characters, does
+    not decode them, and takes no scope when one is not a proxy name's character.
+    """
+    _, found, rest = query.partition("scope=")
+    if not found:
+        return None
+    text = rest.split(";")[0].split("&")[0].split(" ")[0][:SCOPE_MAX]
+    return text if text and set(text) <= SCOPE_CHARACTERS else None
+
+
+def scoped(text, scope):
+    """``text`` (a stats CSV page) with only the rows of proxies whose name contains ``scope``, ignoring case."""
+    if scope is None:
+        return text
+    scope = scope.lower()
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if line.startswith("#") or scope in line.split(",", 1)[0].lower())
+
+
 class _DualStackServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
@@ -128,6 +159,8 @@ class FakeMarathonLB:
         self.stats_failure = None
         self.pids_failure = None
         self.stats_polls = 0
+        self.stats_paths = []
+        self.ignore_scope = False
         self.pid_polls = 0
         self.reload_s = None  # reload_on_stats
         self.reloads_left = None
@@ -310,8 +343,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         fake = self.fake
         path, _, query = self.path.partition("?")
         if path == "/haproxy" and query.split(";")[0] == "stats" and "csv" in query.split(";")[1:]:
+            fake.stats_paths.append(self.path)
             if not self._failed(fake.stats_failure):
-                text = fake.stats_csv()
+                text = scoped(fake.stats_csv(), None if fake.ignore_scope else stats_scope(query))
                 fake._start_reload()  # before the answer is sent: any later getpids request sees it
                 self._send(200, text, "text/csv")
         elif path == "/_haproxy_getpids":
