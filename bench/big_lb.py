@@ -19,10 +19,11 @@ the big marathon-lb a poll's bytes and parse time within 10 % of the small
 one's. Medians throughout.
 
 Under load: keep-alive clients on the two real apps, in phases of a few
-seconds with no poller, then a poller process per zdd reading the stats as
-zdd's polls do, back to back (its fastest, a poll every 0.25 s, hardly shows
-on a 2-core machine), rounds interleaved; the clients' latency p50 / p99 per
-phase, the median over the rounds.
+seconds with no poller, then for each zdd a poller process sending zdd's
+stats request (its path, a new connection each, the whole body read, no
+parsing: HAProxy's side only) back to back, a worst case (zdd reads each
+marathon-lb at most 4 times a second), rounds interleaved; the clients'
+latency p50 / p99 per phase, the median over the rounds.
 
     python -m bench big_lb
     python -m bench.big_lb --before /tmp/main/zdd.py --rounds 3
@@ -129,9 +130,14 @@ def bare_get_s(host, port, path):
         connection.close()
 
 
-def measure_polls(module, instance, polls):
-    """One zdd's polls of one marathon-lb: {path, bytes, cpu_ms, parse_ms, haproxy_ms, worker_ms} (medians)."""
+def measure_polls(module, instance, big_polls=20, small_polls=200):
+    """One zdd's polls of one marathon-lb: {path, bytes, cpu_ms, parse_ms, haproxy_ms, worker_ms} (medians).
+
+    ``big_polls`` samples of each figure for a page of more than 100 kB, ``small_polls`` for a smaller one.
+    """
     client, session = lb_client(module, instance.stats_url)
+    client.observe(BACKEND)
+    polls = big_polls if session.seen[-1][1] > 100_000 else small_polls
     cpu, parse = [], []
     for _ in range(polls):
         started = time.process_time()
@@ -201,22 +207,23 @@ class LatencyClients:
         return [(latency, ok) for at, latency, ok in self.results if start <= at < end]
 
 
-def poller(zdd_path, url, seconds, interval_s):
-    """A process polling ``url`` as zdd does for ``seconds`` (``interval_s`` apart, 0: back to back)."""
-    return subprocess.Popen([sys.executable, "-m", "bench.big_lb", "--poll", zdd_path or "", url, str(seconds),
-                             str(interval_s)], cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
+# The poller: zdd's stats request (its path, a new connection each, the whole body read) back to back, no parsing,
+# so that what the clients feel is HAProxy's side, not a busy CPU of this machine
+POLLER = """
+import http.client, sys, time
+host, port, path, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    connection = http.client.HTTPConnection(host, port, timeout=30)
+    connection.request("GET", path)
+    connection.getresponse().read()
+    connection.close()
+"""
 
 
-def run_poller(zdd_path, url, seconds, interval_s):
-    module = load_zdd(zdd_path or None)
-    client, _ = lb_client(module, url)
-    end = time.monotonic() + seconds
-    polls = 0
-    while time.monotonic() < end:
-        client.observe(BACKEND)
-        polls += 1
-        time.sleep(interval_s)
-    return polls
+def poller(instance, path, seconds):
+    return subprocess.Popen([sys.executable, "-c", POLLER, instance.bind_ip, str(instance.stats_port), path,
+                             str(seconds)], stdin=subprocess.DEVNULL)
 
 
 def percentile(values, share):
@@ -224,15 +231,18 @@ def percentile(values, share):
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
-def under_load(big, loaded_ports, zdds, rounds, phase_s=PHASE_S, interval_s=0.0):
-    """{phase name: (p50 ms, p99 ms, requests per s, failed)}, each the median over ``rounds``."""
-    phases = [("no poller", None)] + [("polls by %s" % label, path) for label, path in zdds]
+def under_load(big, loaded_ports, paths, rounds, phase_s=PHASE_S):
+    """{phase name: (p50 ms, p99 ms, requests per s, failed)}, each the median over ``rounds``.
+
+    ``paths``: (label, the stats path a zdd requests) for each zdd.
+    """
+    phases = [("no poller", None)] + [("polls by %s" % label, path) for label, path in paths]
     seen = {name: [] for name, _ in phases}
     with LatencyClients(big.bind_ip, loaded_ports) as clients:
         time.sleep(1.0)
         for _ in range(rounds):
             for name, path in phases:
-                process = None if name == "no poller" else poller(path, big.stats_url, phase_s + 1.0, interval_s)
+                process = None if path is None else poller(big, path, phase_s + 1.0)
                 time.sleep(0.5)  # the poller's start (imports) is not measured
                 start = time.perf_counter()
                 time.sleep(phase_s)
@@ -249,7 +259,7 @@ def under_load(big, loaded_ports, zdds, rounds, phase_s=PHASE_S, interval_s=0.0)
 # ---------------------------------------------------------------- the table
 
 
-def measure(before=None, rounds=DEFAULT_ROUNDS, polls=20, interval_s=0.0):
+def measure(before=None, rounds=DEFAULT_ROUNDS):
     zdds = [("this zdd", None)] + ([("before", before)] if before else [])
     with tempfile.TemporaryDirectory(prefix="zdd-bench-big-lb-") as workdir:
         launcher = ProcessLauncher(Path(workdir) / "tasks")
@@ -264,9 +274,9 @@ def measure(before=None, rounds=DEFAULT_ROUNDS, polls=20, interval_s=0.0):
             for label, path in zdds:
                 module = load_zdd(path)
                 for name, instance in (("1,000 apps", big), ("group only", small)):
-                    rows.append((label, name, measure_polls(module, instance, polls)))
-            loaded = under_load(big, [service.port for service in others[:LOADED_APPS]], zdds, rounds,
-                                interval_s=interval_s)
+                    rows.append((label, name, measure_polls(module, instance)))
+            paths = [(label, row["path"]) for label, name, row in rows if name == "1,000 apps"]
+            loaded = under_load(big, [service.port for service in others[:LOADED_APPS]], paths, rounds)
             return rows, loaded
         finally:
             big.stop()
@@ -288,8 +298,8 @@ def table(before=None, rounds=DEFAULT_ROUNDS):
         (label, _, big), (_, _, small) = rows[index], rows[index + 1]
         lines.append("%s: 1,000 apps / group only: bytes %.2fx, parse %.2fx (target: at most 1.10x)"
                      % (label, big["bytes"] / small["bytes"], big["parse_ms"] / small["parse_ms"]))
-    lines += ["", "Latency of other apps' clients (%d keep-alive clients on each of %d apps) while a poller reads"
-              " the big marathon-lb's stats back to back as zdd does; %d rounds of %.0f s, median of the rounds"
+    lines += ["", "Latency of other apps' clients (%d keep-alive clients on each of %d apps) while a poller sends"
+              " zdd's stats request to the big marathon-lb back to back; %d rounds of %.0f s, median of the rounds"
               % (CLIENTS, LOADED_APPS, rounds, PHASE_S),
               "%-22s %8s %8s %10s %7s" % ("phase", "p50 ms", "p99 ms", "req/s", "failed")]
     for name, (p50, p99, rate, failed) in loaded.items():
@@ -301,13 +311,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", metavar="ZDD_PY", help="another zdd.py to measure beside this checkout's")
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="rounds of the load phases")
-    parser.add_argument("--poll", nargs=4, metavar=("ZDD_PY", "URL", "SECONDS", "INTERVAL_S"),
-                        help=argparse.SUPPRESS)  # the poller process
     args = parser.parse_args(argv)
-    if args.poll:
-        zdd_path, url, seconds, interval_s = args.poll
-        run_poller(zdd_path or None, url, float(seconds), float(interval_s))
-        return 0
     print(table(args.before, args.rounds))
     return 0
 
