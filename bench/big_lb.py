@@ -21,9 +21,12 @@ one's. Medians throughout.
 Under load: keep-alive clients on the two real apps, in phases of a few
 seconds with no poller, then for each zdd a poller process sending zdd's
 stats request (its path, a new connection each, the whole body read, no
-parsing: HAProxy's side only) back to back, a worst case (zdd reads each
-marathon-lb at most 4 times a second), rounds interleaved; the clients'
-latency p50 / p99 per phase, the median over the rounds.
+parsing: HAProxy's side only) 10 times a second, or back to back when a read
+takes longer (one zdd reads a marathon-lb at most 4 times a second: this is
+a few zdds at once), rounds interleaved; the clients' latency p50 / p99 per
+phase, the median over the rounds. (Back to back, the scoped reads would be
+a thousand a second: the poller itself would then take a core from the
+clients.)
 
     python -m bench big_lb
     python -m bench.big_lb --before /tmp/main/zdd.py --rounds 3
@@ -58,6 +61,7 @@ CLOSED = ("127.0.0.1", 9)  # nothing listens on the discard port here: never con
 LOADED_APPS = 2
 CLIENTS = 4
 PHASE_S = 5.0
+POLL_RATE_HZ = 10.0  # 2.5 times zdd's fastest (a look 0.25 s after its write): say, a few zdds at once
 DEFAULT_ROUNDS = 3
 
 
@@ -207,23 +211,29 @@ class LatencyClients:
         return [(latency, ok) for at, latency, ok in self.results if start <= at < end]
 
 
-# The poller: zdd's stats request (its path, a new connection each, the whole body read) back to back, no parsing,
-# so that what the clients feel is HAProxy's side, not a busy CPU of this machine
+# The poller: zdd's stats request (its path, a new connection each, the whole body read, no parsing: what the
+# clients feel is HAProxy's side, not a busy CPU here) every 1/rate s, or back to back when a read takes longer;
+# it prints how many it sent
 POLLER = """
 import http.client, sys, time
-host, port, path, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-end = time.monotonic() + seconds
-while time.monotonic() < end:
+host, port, path, seconds, rate = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
+start = time.monotonic()
+polls = 0
+while time.monotonic() < start + seconds:
     connection = http.client.HTTPConnection(host, port, timeout=30)
     connection.request("GET", path)
     connection.getresponse().read()
     connection.close()
+    polls += 1
+    time.sleep(max(0.0, start + polls / rate - time.monotonic()))
+print(polls)
 """
 
 
-def poller(instance, path, seconds):
+def poller(instance, path, seconds, rate_hz):
     return subprocess.Popen([sys.executable, "-c", POLLER, instance.bind_ip, str(instance.stats_port), path,
-                             str(seconds)], stdin=subprocess.DEVNULL)
+                             str(seconds), str(rate_hz)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            text=True)
 
 
 def percentile(values, share):
@@ -231,8 +241,8 @@ def percentile(values, share):
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
-def under_load(big, loaded_ports, paths, rounds, phase_s=PHASE_S):
-    """{phase name: (p50 ms, p99 ms, requests per s, failed)}, each the median over ``rounds``.
+def under_load(big, loaded_ports, paths, rounds, phase_s=PHASE_S, rate_hz=POLL_RATE_HZ):
+    """{phase name: (p50 ms, p99 ms, requests per s, failed, polls per s)}, each the median over ``rounds``.
 
     ``paths``: (label, the stats path a zdd requests) for each zdd.
     """
@@ -242,18 +252,17 @@ def under_load(big, loaded_ports, paths, rounds, phase_s=PHASE_S):
         time.sleep(1.0)
         for _ in range(rounds):
             for name, path in phases:
-                process = None if path is None else poller(big, path, phase_s + 1.0)
+                process = None if path is None else poller(big, path, phase_s + 1.0, rate_hz)
                 time.sleep(0.5)  # the poller's start (imports) is not measured
                 start = time.perf_counter()
                 time.sleep(phase_s)
                 end = time.perf_counter()
-                if process is not None:
-                    process.wait(timeout=30)
+                polls = 0 if process is None else int(process.communicate(timeout=60)[0] or 0)
                 results = clients.between(start, end)
                 latencies = [latency * 1e3 for latency, ok in results if ok]
                 seen[name].append((percentile(latencies, 0.5), percentile(latencies, 0.99), len(results) / phase_s,
-                                   sum(1 for _, ok in results if not ok)))
-    return {name: tuple(statistics.median(run[i] for run in runs) for i in range(4)) for name, runs in seen.items()}
+                                   sum(1 for _, ok in results if not ok), polls / (phase_s + 1.0)))
+    return {name: tuple(statistics.median(run[i] for run in runs) for i in range(5)) for name, runs in seen.items()}
 
 
 # ---------------------------------------------------------------- the table
@@ -299,11 +308,12 @@ def table(before=None, rounds=DEFAULT_ROUNDS):
         lines.append("%s: 1,000 apps / group only: bytes %.2fx, parse %.2fx (target: at most 1.10x)"
                      % (label, big["bytes"] / small["bytes"], big["parse_ms"] / small["parse_ms"]))
     lines += ["", "Latency of other apps' clients (%d keep-alive clients on each of %d apps) while a poller sends"
-              " zdd's stats request to the big marathon-lb back to back; %d rounds of %.0f s, median of the rounds"
-              % (CLIENTS, LOADED_APPS, rounds, PHASE_S),
-              "%-22s %8s %8s %10s %7s" % ("phase", "p50 ms", "p99 ms", "req/s", "failed")]
-    for name, (p50, p99, rate, failed) in loaded.items():
-        lines.append("%-22s %8.2f %8.2f %10.0f %7d" % (name, p50, p99, rate, failed))
+              " zdd's stats request to the big marathon-lb %g times a second (back to back when a read takes"
+              " longer); %d rounds of %.0f s, median of the rounds" % (CLIENTS, LOADED_APPS, POLL_RATE_HZ, rounds,
+                                                                     PHASE_S),
+              "%-22s %8s %8s %10s %7s %8s" % ("phase", "p50 ms", "p99 ms", "req/s", "failed", "polls/s")]
+    for name, (p50, p99, rate, failed, polls) in loaded.items():
+        lines.append("%-22s %8.2f %8.2f %10.0f %7d %8.1f" % (name, p50, p99, rate, failed, polls))
     return "\n".join(lines)
 
 
