@@ -21,10 +21,9 @@ Knobs: ``extra_pids`` (list; non-empty = reloading), ``hold_sessions(server,
 scur, qcur)`` / ``release_sessions()``, ``lag`` (serve the view of N stats
 polls ago), ``stats_failure`` / ``pids_failure`` (``None``, ``"garbage"``,
 ``"500"``), ``down()`` / ``up()`` (connection refused while down),
-``ignore_scope`` (answer
-the whole page whatever the scope, as an HAProxy without scopes would),
-``stats_paths`` (the path of every stats request, query included),
-``reload_on_stats(seconds)`` (each stats request starts a reload as it is
+``ignore_scope`` (answer the whole page whatever the scope, as an HAProxy
+without scopes would), ``stats_paths`` (the path of every stats request,
+query included), ``reload_on_stats(seconds)`` (each stats request starts a reload as it is
 answered: getpids lists an extra PID for ``seconds`` of the
 simulator's clock; the answered stats are the new worker's, no sessions on a
 server it has put in MAINT, while the old worker may still route to it).
