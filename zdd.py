@@ -137,6 +137,7 @@ DEFAULT_ANALYSIS_MIN_REQUESTS = 100  # a rate from 100 requests moves in steps o
 INCONCLUSIVE_CHOICES = ("continue", "wait", "fail")
 
 STATS_PATH = "/haproxy?stats;csv"
+STATS_SCOPE_MAX = 20  # HAProxy 2.6 reads at most this many characters of a stats scope
 PIDS_PATH = "/_haproxy_getpids"
 DEFAULT_SYSLOG_SOCKET = "/var/run/syslog" if sys.platform == "darwin" else "/dev/log"
 DEFAULT_LOG_FORMAT = "%(asctime)-15s %(name)s: %(message)s"
@@ -1075,6 +1076,21 @@ def backend_name(group, port):
 
 STATS_COLUMNS = ("pxname", "svname", "status", "scur", "qcur")
 COUNTER_COLUMNS = ("stot", "lbtot", "hrsp_5xx", "eresp", "econ", "srv_abrt", "cli_abrt", "rtime")
+
+
+def stats_path(backend):
+    """The stats CSV path of ``backend``: the page scoped to it (docs/marathon-lb.rst, 'The stats scope').
+
+    HAProxy keeps the proxies whose name contains the scope, ignoring case,
+    reads at most its first 20 characters, does not decode it, and drops a
+    scope with a character that cannot be in a proxy name. So the scope is the
+    longest tail of the name, up to 20 characters, that needs no encoding: it
+    ends in the service port, which marathon-lb gives one app only. Other
+    proxies may still match (``nginx_10000`` is in ``nginx_100000``) and an
+    old HAProxy may ignore the scope: ``parse_stats`` keeps filtering exactly.
+    """
+    scope = re.search(r"[A-Za-z0-9._-]{1,%d}$" % STATS_SCOPE_MAX, backend)
+    return STATS_PATH + (";scope=" + urllib.parse.quote(scope.group(), safe="") if scope else "")
 
 
 def parse_stats(text, backend):
@@ -2197,8 +2213,8 @@ class MarathonLbClient:
     def instances(self):
         return lb_urls(self.given, self.resolve_all)
 
-    def preflight(self):
-        """Check, before anything is written, that every marathon-lb answers on its stats page.
+    def preflight(self, backend):
+        """Check, before anything is written, that every marathon-lb answers on its stats page (of ``backend``).
 
         Any HTTP answer will do here (a bad stats page is waited on, like one in a poll); not
         /_haproxy_getpids, whose forking Lua in marathon-lb can cut the requests HAProxy serves.
@@ -2206,7 +2222,7 @@ class MarathonLbClient:
         try:
             for url in self.instances():
                 try:
-                    self.http.request("GET", url.rstrip("/") + STATS_PATH, attempts=GET_ATTEMPTS)
+                    self.http.request("GET", url.rstrip("/") + stats_path(backend), attempts=GET_ATTEMPTS)
                 except RequestFailed as exc:
                     raise LbFailed(f"marathon-lb does not answer: {exc}") from None
         finally:
@@ -2228,7 +2244,7 @@ class MarathonLbClient:
     def _observe_one(self, url, backend):
         shown = redact_url(url)  # LbView.url is printed in progress lines and JSON events
         try:
-            return LbView(url=shown, listeners=parse_stats(self._get(url + STATS_PATH), backend), source=url)
+            return LbView(url=shown, listeners=parse_stats(self._get(url + stats_path(backend)), backend), source=url)
         except (RequestFailed, ValueError) as exc:
             return LbView(url=shown, error=str(exc), source=url)
 
@@ -2538,7 +2554,7 @@ class Deployer:
         if self.options.skip_unchanged and unchanged and not previous.get("deployments"):
             return self.skip(new_app, previous)
         if previous is not None:
-            self.lbs.preflight()  # a dry run too: it reads what the real run reads first
+            self.lbs.preflight(self.backend(previous))  # a dry run too: it reads what the real run reads first
         self.print_definition(new_app)
         if previous is not None:
             self.plan = plan_swap(new_app, previous, self.options, hybrid=self.options.new_instances > 0)
@@ -2583,7 +2599,7 @@ class Deployer:
             new_app, old_app = newest, second
             logger.info("Resuming: %s is the new app, %s the old one", new_app["id"], old_app["id"])
         hybrid = hybrid_goal_of(new_app) > 0 and not (options.complete_cur or options.complete_prev)
-        self.lbs.preflight()
+        self.lbs.preflight(self.backend(new_app))
         self.plan = plan_swap(new_app, old_app, options, hybrid=hybrid)
         self.print_definition(new_app)
         self.log_plan(new_app, old_app)
@@ -3310,12 +3326,13 @@ def read_lbs_for_status(lbs, backend, pids_known=()):
 
 def _read_lb_for_status(http, url, backend, read_pids):
     shown = redact_url(url)
+    stats_url = url + stats_path(backend)
     try:
-        listeners = parse_stats(_lb_text(http, url + STATS_PATH, GET_ATTEMPTS), backend)
+        listeners = parse_stats(_lb_text(http, stats_url, GET_ATTEMPTS), backend)
     except RequestFailed as exc:
         return LbReading(url=shown, error=str(exc))
     except ValueError as exc:
-        return LbReading(url=shown, error=f"GET {redact_url(url + STATS_PATH)} is not HAProxy's stats CSV ({exc})")
+        return LbReading(url=shown, error=f"GET {redact_url(stats_url)} is not HAProxy's stats CSV ({exc})")
     if not read_pids:
         return LbReading(url=shown, listeners=listeners)
     try:

@@ -69,7 +69,7 @@ class Observer:
     def _lb_view(self, lb, backend):
         with urllib.request.urlopen(lb.url + zdd.PIDS_PATH, timeout=2) as reply:
             pids = len(reply.read().split())
-        with urllib.request.urlopen(lb.url + zdd.STATS_PATH, timeout=2) as reply:
+        with urllib.request.urlopen(lb.url + zdd.stats_path(backend), timeout=2) as reply:
             listeners = zdd.parse_stats(reply.read().decode(), backend)
         return zdd.LbView(url=lb.url, pids=pids, listeners=listeners)
 
@@ -111,7 +111,7 @@ def _run_counted(cluster, app_path, step_delay_s):
     counts = {"marathon": marathon.requests,
               "marathon_connections": marathon.connections,
               "lb_getpids": [proxy.paths[zdd.PIDS_PATH] for proxy in lbs],
-              "lb_stats": [proxy.paths[zdd.STATS_PATH] for proxy in lbs],
+              "lb_stats": [proxy.requests_to(zdd.STATS_PATH) for proxy in lbs],
               "lb_requests": [proxy.requests for proxy in lbs],
               "lb_connections": [proxy.connections for proxy in lbs]}
     return result, counts

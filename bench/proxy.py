@@ -4,7 +4,7 @@ Requests are counted by the blank line that ends each request's headers
 (``\\r\\n\\r\\n`` from client to server), which is exact for zdd's traffic:
 GETs without bodies and writes whose JSON bodies hold no raw CRLF. Each
 request line is also counted by its path (``paths``), so the marathon-lb
-reads can be split into ``/_haproxy_getpids`` and the stats.
+reads can be split into ``/_haproxy_getpids`` and the stats (``requests_to``).
 """
 
 import collections
@@ -32,6 +32,11 @@ class CountingProxy:
     @property
     def url(self):
         return "http://127.0.0.1:%d" % self._listener.getsockname()[1]
+
+    def requests_to(self, path):
+        """Requests to ``path``, or to ``path`` with more ``;`` parameters (zdd's stats read adds a scope)."""
+        with self._lock:
+            return sum(count for found, count in self.paths.items() if found == path or found.startswith(path + ";"))
 
     def start(self):
         thread = threading.Thread(target=self._accept, daemon=True)

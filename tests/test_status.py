@@ -238,7 +238,7 @@ def test_a_marathon_lb_that_does_not_answer(world, app_path, tmp_path):
     code, out, err = status(world, app_path)
     assert code == zdd.ExitCode.LB_FAILED
     lines = out.splitlines()
-    failure = f"GET {world.lb.url}/haproxy?stats;csv failed after 4 attempts: connection refused"
+    failure = f"GET {world.lb.url}/haproxy?stats;csv;scope=nginx_10000 failed after 4 attempts: connection refused"
     assert f"marathon-lb {world.lb.url}: did not answer: {failure}" in lines
     assert lines[3].startswith("blue    /nginx-blue   old         8"), "Marathon's part is shown"
     assert next(line for line in lines if line.startswith("to finish:  ")).endswith(" --resume")

@@ -18,7 +18,10 @@ import urllib.request
 import dateutil.parser
 import pytest
 
+import zdd
 from tests.sandbox import mlb
+from tests.sandbox.haproxy import Server, Service
+from tests.sandbox.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -184,6 +187,28 @@ def test_two_marathon_lbs(cluster_factory):
     for url in cluster.frontend_urls():  # both marathon-lbs served both colours
         colours = {r.colour for r in load.snapshot() if r.lb == url and not r.failure}
         assert colours == {"blue", "green"}, url
+
+
+def test_two_marathon_lbs_one_ignoring_the_stats_scope(cluster_factory):
+    """Beside another app whose proxy name contains the group's backend name (and a server zdd must not take
+    for one of the group's), one marathon-lb answers the scoped stats, the other ignores the scope."""
+    cluster = cluster_factory(lbs=2)
+    cluster.deploy_first(3)
+    backend = "web_%d" % cluster.service_port
+    for lb in cluster.lbs:
+        lb.haproxy.extra_services = [Service("x" + backend, free_port(cluster.lb_ips, {cluster.stats_port,
+                                             cluster.service_port, cluster.alt_port}),
+                                             [Server("127_0_0_1_1", "127.0.0.1", 1)])]
+    cluster.lbs[1].haproxy.ignore_scope = True
+    for lb in cluster.lbs:
+        lb.sync_once()
+    scoped = [{line.split(",")[0] for line in lb.haproxy.stats_csv(zdd.stats_path(backend)[len(zdd.STATS_PATH):])
+               .splitlines()[1:]} for lb in cluster.lbs]
+    assert scoped == [{backend, "x" + backend}, {"stats", backend, "x" + backend}]
+    result, load, _ = deploy_under_load(cluster, cluster.app(3), scenario="2 marathon-lbs, one without scopes")
+    assert_exit(result)
+    assert_no_failure(load)
+    assert cluster.apps() == {"/web-green": (3, 3)}
 
 
 def test_ip_per_task(cluster):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.getpids_fork import getpids_under_load
+from tests.sandbox.fakelb import scoped, stats_scope
 from tests.sandbox.haproxy import Server, Service
 from tests.sandbox.load import LoadGenerator
 from tests.sandbox.tasks import free_port
@@ -230,3 +231,36 @@ def test_getpids_remedies_lose_no_request(sandbox, options):
     assert calls > 50 and odd == 0
     assert counts["requests"] > 2000
     assert counts["failed"] == 0, counts
+
+
+SCOPE_PROXIES = ["nginx_10000", "nginx_100000", "NGINX_10001", "other_20000", "a_very_long_group_name_30000",
+                 "a_very_long_group_name_30001"]
+SCOPE_QUERIES = ["", ";scope=nginx_10000", ";scope=NGINX_1", ";scope=a_very_long_group_name_30001",
+                 ";scope=ong_group_name_30001", ";scope=nginx%5F10000", ";scope=a/b", ";scope=x:y", ";scope=stats",
+                 ";scope=nothing"]
+
+
+def test_the_stats_scope_is_what_the_fake_does(sandbox):
+    """HAProxy 2.6's ``;scope=``: a proxy's every row, by substring of its name ignoring case, 20 characters,
+    no decoding, no scope at all for a character outside a proxy name's; the fake marathon-lb does the same."""
+    lb = sandbox.haproxy()
+    lb.start(lb.render([Service(name, free_port(), [Server("127_0_0_1_%d" % (1 + index), "127.0.0.1", 1 + index)])
+                        for index, name in enumerate(SCOPE_PROXIES)]))
+
+    def table(text):
+        return [tuple(line.split(",")[:2]) for line in text.splitlines()[1:]]
+
+    whole = lb.stats_csv()
+    for query in SCOPE_QUERIES:
+        assert table(lb.stats_csv(query)) == table(scoped(whole, stats_scope("stats;csv" + query))), query
+    assert {name for name, _ in table(lb.stats_csv(";scope=nginx_10000"))} == {"nginx_10000", "nginx_100000"}
+    assert [row for row in table(lb.stats_csv(";scope=nginx_10000")) if row[0] == "nginx_10000"] == [
+        ("nginx_10000", "FRONTEND"), ("nginx_10000", "127_0_0_1_1"), ("nginx_10000", "BACKEND")]
+    assert {name for name, _ in table(lb.stats_csv(";scope=a_very_long_group_name_30001"))} == {
+        "a_very_long_group_name_30000", "a_very_long_group_name_30001"}  # its first 20 characters
+    assert {name for name, _ in table(lb.stats_csv(";scope=ong_group_name_30001"))} == {
+        "a_very_long_group_name_30001"}  # 20 characters: the tail zdd asks for
+    assert table(lb.stats_csv(";scope=a/b")) == table(whole) and table(lb.stats_csv(";scope=x:y")) == []
+    lb.ignore_scope = True
+    lb.reload(lb.render([]))
+    assert table(lb.stats_csv(";scope=stats")) == table(lb.stats_csv()) and len(table(lb.stats_csv())) == 2

@@ -10,6 +10,10 @@
   (``tests/fixtures/haproxy26_stats.csv``). A server is ``UP`` when its app
   has health checks (marathon-lb adds ``check``), ``no check`` when it has
   none (as HAProxy shows a server without ``check``), ``MAINT`` when draining.
+  With ``;scope=<text>`` it keeps, as HAProxy 2.6 does, the rows of the
+  proxies whose name contains the text's first 20 characters, ignoring case
+  (FRONTEND, servers and BACKEND alike; ``stats`` too if it matches); a text
+  with a character a proxy name cannot hold (``%``, ``/``, ...) is no scope.
 * ``GET /_haproxy_getpids``: ``"<master> <worker>\\n"`` (plus extra PIDs while
   "reloading").
 
@@ -23,7 +27,9 @@ those names; for getpids also ``"html"``, an error page answered 200, and
 ``"empty"``, an empty 200 body), ``stats_garble`` (``None`` or a kind of
 ``garble_stats``: the real page, changed), ``down()`` / ``up()`` (connection
 refused while down),
-``reload_on_stats(seconds)`` (each stats request starts a reload as it is
+``ignore_scope`` (answer the whole page whatever the scope, as an HAProxy
+without scopes would), ``stats_paths`` (the path of every stats request,
+query included), ``reload_on_stats(seconds)`` (each stats request starts a reload as it is
 answered: getpids lists an extra PID for ``seconds`` of the
 simulator's clock; the answered stats are the new worker's, no sessions on a
 server it has put in MAINT, while the old worker may still route to it).
@@ -119,6 +125,8 @@ def garble_stats(text, kind, backend=None):
 def garble_pids(kind):
     """A ``/_haproxy_getpids`` answer that is not a list of PIDs: ``"html"`` an error page, ``"empty"`` nothing."""
     return {"html": ERROR_PAGE, "empty": ""}[kind]
+SCOPE_MAX = 20  # HAProxy 2.6's STAT_SCOPE_TXT_MAXLEN
+SCOPE_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:")  # a proxy name's
 
 
 def _template(kind):
@@ -163,6 +171,28 @@ def render_stats_csv(services, sessions=None, counters=None):
     return "\n".join(lines) + "\n"
 
 
+def stats_scope(query):
+    """The scope HAProxy 2.6 takes from a stats query (``stats;csv;scope=web_10000``), or None.
+
+    It reads up to ``;``, ``&`` or a space, keeps the first 20 characters, does
+    not decode them, and takes no scope when one is not a proxy name's character.
+    """
+    _, found, rest = query.partition("scope=")
+    if not found:
+        return None
+    text = rest.split(";")[0].split("&")[0].split(" ")[0][:SCOPE_MAX]
+    return text if text and set(text) <= SCOPE_CHARACTERS else None
+
+
+def scoped(text, scope):
+    """``text`` (a stats CSV page) with only the rows of proxies whose name contains ``scope``, ignoring case."""
+    if scope is None:
+        return text
+    scope = scope.lower()
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if line.startswith("#") or scope in line.split(",", 1)[0].lower())
+
+
 class _DualStackServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
@@ -187,6 +217,8 @@ class FakeMarathonLB:
         self.backend = None  # the proxy stats_garble changes (None: all)
         self.bomb_size_bytes = BOMB_SIZE_BYTES
         self.stats_polls = 0
+        self.stats_paths = []
+        self.ignore_scope = False
         self.pid_polls = 0
         self.reload_s = None  # reload_on_stats
         self.reloads_left = None
@@ -384,10 +416,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         fake = self.fake
         path, _, query = self.path.partition("?")
         if path == "/haproxy" and query.split(";")[0] == "stats" and "csv" in query.split(";")[1:]:
+            fake.stats_paths.append(self.path)
             if not self._failed(fake.stats_failure):
                 text = fake.stats_csv()
                 if fake.stats_garble is not None:
                     text = garble_stats(text, fake.stats_garble, fake.backend)
+                text = scoped(text, None if fake.ignore_scope else stats_scope(query))
                 fake._start_reload()  # before the answer is sent: any later getpids request sees it
                 self._send(200, text, "text/csv", failure=fake.stats_failure)
         elif path == "/_haproxy_getpids":

@@ -144,7 +144,7 @@ class Service:
 
 
 def render_config(services, stats_port, bind_ip, state_file, socket_path, lua_path, stats_garbage=None,
-                  hold=None, head="sandbox", nbthread=None):
+                  hold=None, head="sandbox", nbthread=None, ignore_scope=False):
     """The haproxy.cfg marathon-lb would write for ``services``.
 
     ``head="marathon-lb"`` leaves out the one line the sandbox adds to
@@ -158,6 +158,9 @@ def render_config(services, stats_port, bind_ip, state_file, socket_path, lua_pa
     would; ``hold`` (``(port, sink_port)``) adds a TCP listener on ``port``
     that forwards to ``bind_ip:sink_port``, so a long-lived connection
     through it keeps an old worker alive after a reload.
+    ``ignore_scope``: the stats listener drops a ``;scope=`` from the query
+    (``http-request set-query``), answering the whole page as an HAProxy
+    without scopes would.
 
     One addition to marathon-lb's defaults (``head="sandbox"``): ``option idle-close-on-response``.
     Without it, HAProxy 2.4+ makes an old worker close idle keep-alive client
@@ -210,6 +213,8 @@ def render_config(services, stats_port, bind_ip, state_file, socket_path, lua_pa
         text = stats_garbage.replace("\\", "\\\\").replace('"', '\\"').replace("$", "")
         lines[-1:-1] = ['  http-request return status 200 content-type "text/html" string "%s" '
                         'if { path /haproxy } { query -m sub csv }' % text]
+    if ignore_scope:
+        lines[-1:-1] = ["  http-request set-query stats;csv if { path /haproxy } { query -m sub scope= }"]
     if hold is not None:
         lines += [
             "listen zdd_sandbox_hold",
@@ -322,6 +327,8 @@ class HAProxyInstance:
         self.config_text = None
         self.stats_garbage = None  # render_config's knobs
         self.hold = None
+        self.ignore_scope = False
+        self.extra_services = []  # served beside the ones render() is given (another app's proxies)
         self.process: Optional[subprocess.Popen] = None
         self.reload_durations_s: List[float] = []
         self._log_file = None
@@ -344,9 +351,9 @@ class HAProxyInstance:
 
     def render(self, services):
         """This instance's config for ``services``."""
-        return render_config(services, self.stats_port, self.bind_ip, self.state_file,
-                             self.stats_socket, self.lua_path, stats_garbage=self.stats_garbage, hold=self.hold,
-                             head=self.head, nbthread=self.nbthread)
+        return render_config(list(services) + list(self.extra_services), self.stats_port, self.bind_ip,
+                             self.state_file, self.stats_socket, self.lua_path, stats_garbage=self.stats_garbage,
+                             hold=self.hold, head=self.head, nbthread=self.nbthread, ignore_scope=self.ignore_scope)
 
     # -- lifecycle
 
@@ -488,9 +495,9 @@ class HAProxyInstance:
         with urllib.request.urlopen(self.getpids_url, timeout=2) as reply:
             return [int(pid) for pid in reply.read().split()]
 
-    def stats_csv(self):
-        """The stats page as CSV text."""
-        with urllib.request.urlopen(self.stats_csv_url, timeout=2) as reply:
+    def stats_csv(self, more=""):
+        """The stats page as CSV text; ``more``: parameters after ``;csv`` (``";scope=web"``)."""
+        with urllib.request.urlopen(self.stats_csv_url + more, timeout=2) as reply:
             return reply.read().decode()
 
     def stop(self):

@@ -85,14 +85,14 @@ def run_soak(cluster, deployments, step_delay_s=STEP_DELAY_S, keepalive_clients=
             for _ in range(deployments):
                 mark = len(load.snapshot())
                 getpids = sum(proxy.paths[GETPIDS_PATH] for proxy in proxies)
-                stats = sum(proxy.paths[STATS_PATH] for proxy in proxies)
+                stats = sum(proxy.requests_to(STATS_PATH) for proxy in proxies)
                 started = time.monotonic()
                 result = cluster.run(_zdd_argv(cluster, app_path, proxies, step_delay_s), timeout_s=600)
                 seen = load.snapshot()[mark:]
                 row = Deployment(result.returncode, time.monotonic() - started, len(seen),
                                  sum(1 for r in seen if r.failure), sum(1 for r in seen if r.retried),
                                  sum(proxy.paths[GETPIDS_PATH] for proxy in proxies) - getpids,
-                                 sum(proxy.paths[STATS_PATH] for proxy in proxies) - stats, result.stderr)
+                                 sum(proxy.requests_to(STATS_PATH) for proxy in proxies) - stats, result.stderr)
                 rows.append(row)
                 if echo:
                     echo("deployment %d: exit %d in %.1f s; requests %d, failed %d, retried %d; getpids %d, stats %d"
