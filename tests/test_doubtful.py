@@ -78,10 +78,15 @@ def test_a_server_listed_maint_and_up_with_sessions_is_not_killed(world, app_pat
     assert "waiting for HAProxy to drain" in err
 
 
-def test_garbage_in_other_backends_does_not_stop_zdd(world, app_path):
-    """Only the group's rows are read: other proxies' broken rows change nothing (a guard, not a fix)."""
+@pytest.mark.parametrize("ignore_scope", [False, True], ids=["scoped", "scope-ignored"])
+def test_garbage_in_other_backends_does_not_stop_zdd(world, app_path, ignore_scope):
+    """Only the group's rows are read: other proxies' broken rows change nothing (a guard, not a fix).
+
+    With the scope ignored (an HAProxy without scopes) the broken rows reach zdd.
+    """
     seed_blue(world, 3)
     world.lb.stats_garble, world.lb.backend = "other-backends", "nginx_10000"
+    world.lb.ignore_scope = ignore_scope
     code, _, err = run(world, app_path)
     assert code == 0, err
     assert writes(world) == SEQUENCE_3
