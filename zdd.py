@@ -25,8 +25,9 @@ Each step polls the stats of every marathon-lb and waits until:
   - before a kill or a delete, no old HAProxy worker can still send
     requests to the tasks going away (--reload-check): for an HTTP backend,
     every marathon-lb's stats came from a worker that zdd has seen serving,
-    with those tasks drained or gone, for --reload-grace seconds (2 s), so
-    every older worker stopped taking requests at least that long ago; for a
+    with those tasks drained or gone, for --reload-grace seconds (2 s, the
+    longest request it allows for), so every older worker stopped taking
+    requests at least that long ago; for a
     TCP backend (or --reload-check getpids), read after the stats, no
     marathon-lb is reloading (its /_haproxy_getpids, which forks inside
     marathon-lb's HAProxy, lists no more than 2 PIDs).
@@ -983,8 +984,8 @@ def reload_wait(observation, step, grace_s):
     going = [observation.names.get(task_id) for task_id in going]
     waits = []
     for lb in observation.lbs:
-        if lb.serving_since is None:
-            return f"marathon-lb {lb.url} has no worker age to go by", grace_s
+        if lb.serving_since is None or lb.worker_age_s is None:
+            return f"marathon-lb {lb.url} shows no HAProxy worker age (BACKEND lastchg) to count the grace by", grace_s
         since = max([lb.serving_since] + [lb.quiet_since.get(name, lb.read_at) for name in going if name])
         if lb.read_at - since < grace_s:
             waits.append((grace_s - (lb.read_at - since), lb.url))
@@ -3232,8 +3233,8 @@ def build_parser():
         "stats page only: wait --reload-grace after each marathon-lb change), getpids (read /_haproxy_getpids, "
         "which forks inside marathon-lb's HAProxy), auto (grace for an HTTP backend, getpids for TCP)")
     add("--reload-grace", metavar="S", type=_non_negative(float), default=DEFAULT_RELOAD_GRACE_S,
-        help="with the grace: seconds an old HAProxy worker may still route a request it had begun to read "
-        "before marathon-lb reloaded")
+        help="with the grace: the longest request of the service in seconds, from its first byte to the end of "
+        "its answer: how long an old HAProxy worker may still serve a request it began before a reload")
     return parser
 
 

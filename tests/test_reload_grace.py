@@ -150,6 +150,15 @@ def test_a_stats_page_without_the_worker_age_falls_back_to_getpids(world, app_fi
     assert world.lb.pid_polls == 5
 
 
+def test_reload_check_grace_without_a_worker_age_waits_for_max_wait(world, app_file):
+    seed_blue(world, 3)
+    world.lb.show_worker_age = False
+    code, _, err = run(world, app_file(), "--reload-check", "grace", "--max-wait", "10")
+    assert code == 0, err
+    assert writes(world) == SEQUENCE_3 and world.lb.pid_polls == 0
+    assert "shows no HAProxy worker age" in err and "--max-wait (10 s) passed" in err
+
+
 def test_reload_check_grace_is_taken_for_a_tcp_backend_when_asked(world, app_file):
     app = load_fixture("1-nginx-marathon1.5.json")
     app["labels"]["HAPROXY_0_MODE"] = "tcp"

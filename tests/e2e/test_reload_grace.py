@@ -8,11 +8,14 @@ answer a second late), and with marathon-lb reloading again and again while
 zdd waits, no request may fail.
 """
 
+import socket
 import threading
 import time
 
 import pytest
 
+import zdd
+from tests.e2e.test_haproxy import launch
 from tests.sandbox.haproxy import Service
 from tests.sandbox.ports import free_port
 from tests.sandbox.soak import run_soak, summary
@@ -20,6 +23,48 @@ from tests.sandbox.soak import run_soak, summary
 pytestmark = pytest.mark.e2e
 
 MARATHON_LB_AS_SHIPPED = dict(getpids="popen", head="marathon-lb")
+
+
+# --------------------------------------------------------------------------- the facts the grace rests on
+
+
+def test_the_stats_page_shows_the_age_of_its_worker_and_the_mode(sandbox):
+    """The BACKEND rows' lastchg is the serving worker's age: it restarts at a reload, the server-state file
+    notwithstanding (a server's own lastchg is carried over, so it does not say when it went MAINT)."""
+    lb = sandbox.haproxy(head="marathon-lb")
+    port = free_port()
+    blue = launch(sandbox, "blue", 2)
+    lb.start(lb.render([Service("web_%d" % port, port, blue)]))
+    time.sleep(2.2)
+    assert zdd.parse_worker_age(lb.stats_csv()) >= 2
+    blue[1].draining = True
+    assert lb.reload(lb.render([Service("web_%d" % port, port, blue)]))
+    text = lb.stats_csv()
+    assert zdd.parse_worker_age(text) <= 1
+    listeners = {listener.svname: listener for listener in zdd.parse_stats(text, "web_%d" % port)}
+    assert listeners[blue[1].name].maint and {listener.mode for listener in listeners.values()} == {"http"}
+
+
+def test_an_old_worker_routes_a_request_begun_before_the_reload(sandbox):
+    """A request whose headers were still arriving at the reload goes, a second later, to the server the new
+    configuration disabled: the old worker routes it with its own configuration (what the grace waits for)."""
+    lb = sandbox.haproxy(head="marathon-lb")
+    port = free_port()
+    blue, green = launch(sandbox, "blue", 1), launch(sandbox, "green", 1)
+    lb.start(lb.render([Service("web_%d" % port, port, blue)]))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: sandbox\r\n")
+        time.sleep(0.3)
+        blue[0].draining = True
+        assert lb.reload(lb.render([Service("web_%d" % port, port, blue + green)]))
+        time.sleep(1.0)
+        client.sendall(b"\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = client.recv(4096)
+            assert chunk, answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200") and b"x-colour: blue" in answer.lower(), answer
 
 
 def test_two_deployments_fork_nothing_and_lose_nothing(cluster_factory):
