@@ -13,6 +13,7 @@ import zdd
 from tests.helpers import (
     SEQUENCE_3,
     SEQUENCE_10,
+    lb_routes,
     run,
     seed_blue,
     settle,
@@ -82,12 +83,7 @@ def test_once_the_reloads_stop_the_swap_writes_the_same_sequence(world, app_file
 def test_a_reload_blocks_the_delete_of_the_old_app(world, app_file):
     """Reloads start once green runs its 3 tasks (the last old task drained): the delete waits for them."""
     seed_blue(world, 3)
-
-    def green_complete():
-        servers = [server for service in world.lb.services() for server in service.servers]
-        return sum(server.app_id == "/nginx-green" for server in servers) == 3
-
-    world.lb.reload_on_stats(1.0, when=green_complete)
+    world.lb.reload_on_stats(1.0, when=lb_routes(world, "/nginx-green", 3))
     code, _, err = run(world, app_file(), *GETPIDS, "--max-wait", "100000", "--deadline", "200")
     assert code == zdd.ExitCode.DEADLINE
     assert writes(world) == SEQUENCE_3[:-1]

@@ -16,7 +16,17 @@ import bisect
 import pytest
 
 import zdd
-from tests.helpers import SEQUENCE_3, SEQUENCE_10, run, run_json, seed_blue, settle, unhealthy_app, writes
+from tests.helpers import (
+    SEQUENCE_3,
+    SEQUENCE_10,
+    lb_routes,
+    run,
+    run_json,
+    seed_blue,
+    settle,
+    unhealthy_app,
+    writes,
+)
 from tests.sandbox.fakelb import FakeMarathonLB
 from tests.sandbox.world import load_fixture
 
@@ -92,12 +102,7 @@ def test_a_reload_at_any_read_delays_the_next_kill_by_the_grace(world, app_file,
 
 def test_a_reload_blocks_the_delete_of_the_old_app(world, app_file):
     seed_blue(world, 3)
-
-    def green_complete():
-        servers = [server for service in world.lb.services() for server in service.servers]
-        return sum(server.app_id == "/nginx-green" for server in servers) == 3
-
-    world.lb.reload_on_stats(1.0, when=green_complete)
+    world.lb.reload_on_stats(1.0, when=lb_routes(world, "/nginx-green", 3))
     code, _, err = run(world, app_file(), *FOREVER, "--deadline", "200")
     assert code == zdd.ExitCode.DEADLINE
     assert writes(world) == SEQUENCE_3[:-1]
