@@ -27,10 +27,10 @@ Each step polls the stats of every marathon-lb and waits until:
     every marathon-lb's stats came from a worker that zdd has seen serving,
     with those tasks drained or gone, for --reload-grace seconds (2 s, the
     longest request it allows for), so every older worker stopped taking
-    requests at least that long ago; for a
-    TCP backend (or --reload-check getpids), read after the stats, no
-    marathon-lb is reloading (its /_haproxy_getpids, which forks inside
-    marathon-lb's HAProxy, lists no more than 2 PIDs).
+    requests at least that long ago; for a TCP backend (or --reload-check
+    getpids), read after the stats, no marathon-lb is reloading (its
+    /_haproxy_getpids, which forks inside marathon-lb's HAProxy, lists no
+    more than 2 PIDs).
 It then kills the old tasks drained on every marathon-lb and scales the new
 app up by half again (1, 2, 3, 5, 8, ...; --linear-increase to add a fixed
 number), jumping to the target once it reaches the old app's size. If
