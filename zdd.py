@@ -22,9 +22,15 @@ Each step polls the stats of every marathon-lb and waits until:
   - every marathon-lb routes exactly the running, healthy tasks of both apps;
   - at least the target number of listeners are UP;
   - at least one old listener is drained (MAINT, no sessions, no queue);
-  - then, read after those stats, no marathon-lb is reloading (its
-    /_haproxy_getpids lists no more than 2 PIDs): read only before a kill
-    or a delete.
+  - before a kill or a delete, no old HAProxy worker can still send
+    requests to the tasks going away (--reload-check): for an HTTP backend,
+    every marathon-lb's stats came from a worker that zdd has seen serving,
+    with those tasks drained or gone, for --reload-grace seconds (2 s, the
+    longest request it allows for), so every older worker stopped taking
+    requests at least that long ago; for a TCP backend (or --reload-check
+    getpids), read after the stats, no marathon-lb is reloading (its
+    /_haproxy_getpids, which forks inside marathon-lb's HAProxy, lists no
+    more than 2 PIDs).
 It then kills the old tasks drained on every marathon-lb and scales the new
 app up by half again (1, 2, 3, 5, 8, ...; --linear-increase to add a fixed
 number), jumping to the target once it reaches the old app's size. If
@@ -135,6 +141,9 @@ FIRST_LOOK_AGAIN_S = 0.25  # the first wait after zdd's own write, or after what
 LOOK_AGAIN_GROWTH = 1.5  # each further wait for the same thing is this many times longer, up to --step-delay
 DEFAULT_ANALYSIS_MIN_REQUESTS = 100  # a rate from 100 requests moves in steps of 1 percentage point
 INCONCLUSIVE_CHOICES = ("continue", "wait", "fail")
+RELOAD_CHECKS = ("auto", "grace", "getpids")  # --reload-check (docs/behaviour.rst, 'Old HAProxy workers')
+DEFAULT_RELOAD_GRACE_S = 2.0
+SAME_WORKER_SLACK_S = 1.5  # HAProxy's lastchg is in whole seconds: the worker's age may look up to 1 s off each read
 
 STATS_PATH = "/haproxy?stats;csv"
 STATS_SCOPE_MAX = 20  # HAProxy 2.6 reads at most this many characters of a stats scope
@@ -369,6 +378,8 @@ class Options:
     step_check: str = None
     skip_unchanged: bool = False
     save_previous: str = None  # the file the app zdd deletes is written to first
+    reload_check: str = "auto"
+    reload_grace: float = DEFAULT_RELOAD_GRACE_S
 
     @property
     def analysing(self):
@@ -393,6 +404,7 @@ class Listener:
     cli_abrt: int = 0
     rtime: int = 0  # ms: mean time to the response headers over the worker's last 1024 requests
     check_status: str = ""
+    mode: str = ""  # the backend's proxy mode: "http", "tcp" ("": the column is missing)
 
     @property
     def up(self):
@@ -422,6 +434,12 @@ class LbView:
     listeners: tuple = None  # None: the stats (or the PID request after them) failed
     error: str = None
     source: str = dataclasses.field(default=None, repr=False)  # the URL read, credentials and all
+    # When and from which worker the stats came (docs/behaviour.rst, 'Old HAProxy workers'):
+    read_at: float = None  # zdd's monotonic clock once the stats had come: the worker serving them was taking requests
+    worker_age_s: int = None  # the serving worker's age as the stats show it (whole seconds); None: not shown
+    serving_since: float = None  # the first of zdd's reads in a row served by this same worker (track_reads)
+    # server name -> the first of zdd's reads in a row that showed it drained or not listed (track_reads)
+    quiet_since: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -474,6 +492,7 @@ class Step:
     delete_old: bool = False  # delete the old (or failed) app
     done: bool = False
     forced: bool = False  # --max-wait passed: killing tasks that are MAINT but maybe not drained
+    look_again_s: float = None  # the wait ends by itself after this many seconds: look again then
 
 
 # ---------------------------------------------------------------------------
@@ -1103,7 +1122,7 @@ def parse_stats(text, backend):
     number is unknown (docs/behaviour.rst, 'Doubtful answers'), and a server
     listed more than once is one row, the most cautious (``merge_rows``).
     """
-    wanted = STATS_COLUMNS + COUNTER_COLUMNS + ("check_status",)
+    wanted = STATS_COLUMNS + COUNTER_COLUMNS + ("check_status", "mode")
     columns = None
     listeners = []
     for line in text.splitlines():
@@ -1124,7 +1143,8 @@ def parse_stats(text, backend):
             continue
         counters = {name: _int_or_none(row[name] or 0) or 0 for name in COUNTER_COLUMNS}
         listeners.append(Listener(svname=row["svname"], status=row["status"].strip(), check_status=row["check_status"],
-                                  scur=_count_or_none(row["scur"]), qcur=_count_or_none(row["qcur"]), **counters))
+                                  scur=_count_or_none(row["scur"]), qcur=_count_or_none(row["qcur"]), mode=row["mode"],
+                                  **counters))
     if columns is None:
         raise ValueError("no CSV header in the stats")
     return merge_rows(listeners)
@@ -1157,7 +1177,9 @@ def _most_cautious(rows):
         values = [getattr(row, field) for row in rows]
         return None if None in values else max(values)
 
-    return dataclasses.replace(rows[0], status=status, scur=highest("scur"), qcur=highest("qcur"),
+    modes = {row.mode for row in rows}
+    mode = modes.pop() if len(modes) == 1 else ""  # rows that disagree: no mode, so no grace rule (getpids)
+    return dataclasses.replace(rows[0], status=status, scur=highest("scur"), qcur=highest("qcur"), mode=mode,
                                **{field: highest(field) for field in COUNTER_COLUMNS})
 
 
@@ -1275,6 +1297,102 @@ def _lb_problem(lbs):
         if doubt is not None:
             return f"marathon-lb {lb.url} gave a doubtful stats row ({doubt})", True
     return None
+
+
+def parse_worker_age(text):
+    """How long the HAProxy worker that served a stats CSV page has been running, in whole seconds; None: not shown.
+
+    A backend's ``lastchg`` counts from the worker's start (HAProxy 2.0 and
+    2.6 set it when the configuration is loaded, and the server-state file
+    does not carry it over a reload) until all its servers go down at once:
+    the largest of them is the worker's age, or less. Only what tells one
+    worker from the next (``track_reads``) rests on it, not the grace itself.
+    """
+    columns, ages = None, []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("#"):
+            names = [name.strip() for name in line.lstrip("#").strip().split(",")]
+            columns = (names.index("svname"), names.index("lastchg")) if {"svname", "lastchg"} <= set(names) else None
+        elif line and columns:
+            fields = line.split(",")
+            if len(fields) > max(columns) and fields[columns[0]] == "BACKEND":
+                ages.append(_int_or_none(fields[columns[1]]))
+    ages = [age for age in ages if age is not None and age >= 0]
+    return max(ages, default=None)
+
+
+def _same_worker(previous, view):
+    """Whether two reads of one marathon-lb came from the same HAProxy worker: its age grew as zdd's clock did."""
+    if previous is None or previous.listeners is None or previous.worker_age_s is None or view.worker_age_s is None:
+        return False
+    grew = view.worker_age_s - previous.worker_age_s
+    return abs(grew - (view.read_at - previous.read_at)) <= SAME_WORKER_SLACK_S
+
+
+def track_reads(previous, views, names):
+    """``views`` with ``serving_since`` and ``quiet_since`` carried on from ``previous`` ({url: LbView}).
+
+    ``serving_since``: the first read of a run of reads served by the same
+    worker (a new worker, or no previous read: this read). ``quiet_since``:
+    for each server name of ``names``, the first read of the run of reads
+    that showed it drained or not listed at all, restarting with the worker
+    (docs/behaviour.rst, 'Old HAProxy workers').
+    """
+    tracked = []
+    for view in views:
+        if view.listeners is None or view.read_at is None:
+            tracked.append(view)
+            continue
+        before = previous.get(view.url)
+        same = _same_worker(before, view)
+        routed = {listener.svname for listener in view.listeners if not listener.drained}
+        quiet = {}
+        for name in names:
+            if name is not None and name not in routed:
+                quiet[name] = before.quiet_since.get(name, view.read_at) if same else view.read_at
+        tracked.append(dataclasses.replace(view, serving_since=before.serving_since if same else view.read_at,
+                                           quiet_since=quiet))
+    return tuple(tracked)
+
+
+def reload_check_of(lbs, choice):
+    """"getpids" or "grace": how to make sure no old HAProxy worker still routes to a task before it goes.
+
+    ``auto`` takes the grace only where it is safe: the backend is in HTTP
+    mode on every marathon-lb, and each stats page shows its worker's age
+    (docs/behaviour.rst, 'Old HAProxy workers').
+    """
+    if choice != "auto":
+        return choice
+    for lb in lbs:
+        if lb.worker_age_s is None or not lb.listeners or any(listener.mode != "http" for listener in lb.listeners):
+            return "getpids"
+    return "grace"
+
+
+def reload_wait(observation, step, grace_s):
+    """Before ``step``'s kill or delete: (why wait, seconds left) while an old worker may still route to them; or None.
+
+    Safe once every marathon-lb's stats come from a worker zdd has seen
+    serving for ``grace_s``, which shows each task going away drained or not
+    at all for as long: every older worker stopped taking requests when it
+    began serving (docs/behaviour.rst, 'Old HAProxy workers').
+    """
+    going = step.kill if not step.delete_old else [task["id"] for task in observation.old_app.get("tasks") or []]
+    going = [observation.names.get(task_id) for task_id in going]
+    waits = []
+    for lb in observation.lbs:
+        if lb.serving_since is None or lb.worker_age_s is None:
+            return f"marathon-lb {lb.url} shows no HAProxy worker age (BACKEND lastchg) to count the grace by", grace_s
+        since = max([lb.serving_since] + [lb.quiet_since.get(name, lb.read_at) for name in going if name])
+        if lb.read_at - since < grace_s:
+            waits.append((grace_s - (lb.read_at - since), lb.url))
+    if not waits:
+        return None
+    left_s, url = max(waits)
+    return (f"marathon-lb {url} changed less than --reload-grace ({grace_s:g} s) ago: "
+            "an old HAProxy worker may still send requests to the tasks going away"), left_s
 
 
 def assess_restore(observation, target):
@@ -2244,7 +2362,9 @@ class MarathonLbClient:
     def _observe_one(self, url, backend):
         shown = redact_url(url)  # LbView.url is printed in progress lines and JSON events
         try:
-            return LbView(url=shown, listeners=parse_stats(self._get(url + stats_path(backend)), backend), source=url)
+            text = self._get(url + stats_path(backend))
+            return LbView(url=shown, listeners=parse_stats(text, backend), source=url,
+                          read_at=self.http.clock.monotonic(), worker_age_s=parse_worker_age(text))
         except (RequestFailed, ValueError) as exc:
             return LbView(url=shown, error=str(exc), source=url)
 
@@ -2535,6 +2655,7 @@ class Deployer:
         self.just_wrote = False  # the app was created and zdd paused after it: the swap's first wait is done
         self.skipped = False  # --skip-unchanged: the running colour has this definition already, nothing written
         self.saved = set()  # ids of the apps --save-previous wrote to its file
+        self.lb_reads = {}  # marathon-lb url -> its last LbView: the reads in a row by the same worker (track_reads)
 
     # -- entry -------------------------------------------------------------
 
@@ -2803,6 +2924,8 @@ class Deployer:
                 # look again soon. A marathon-lb that does not answer is not one.
                 looks = 0 if last_wait not in (None, step.wait) and not step.lb_failed else looks
                 pause_s = look_again_s(looks, self.options.step_delay)
+                if step.look_again_s is not None:  # a wait that ends by itself: look again right then
+                    pause_s = min(step.look_again_s, self.options.step_delay)
                 looks, last_wait = looks + 1, step.wait
                 steps.waiting(step, now - step_since, pause_s)
                 self.sleep(pause_s)
@@ -2818,18 +2941,32 @@ class Deployer:
             looks, last_wait = int(paused), None  # a pause after the write was the first wait
 
     def decide(self, steps, observation, waited_s):
-        """One poll's step: marathon-lb read when the decision needs it, its PIDs read before a kill or a delete."""
+        """One poll's step: marathon-lb read when the decision needs it; before a kill or a delete, the reload check.
+
+        The reload check (--reload-check; docs/behaviour.rst, 'Old HAProxy workers'):
+        the grace from the reads themselves, or the PIDs read now, after the stats.
+        """
         step = steps.decide(observation, waited_s)
         if step.read_lbs:
-            observation = dataclasses.replace(observation, lbs=self.lbs.observe(self.backend(observation.new_app)))
+            lbs = self.lbs.observe(self.backend(observation.new_app))
+            lbs = track_reads(self.lb_reads, lbs, set(observation.names.values()))
+            self.lb_reads = {lb.url: lb for lb in lbs}
+            observation = dataclasses.replace(observation, lbs=lbs)
             step = steps.decide(observation, waited_s)
         if observation.lbs is None:
             observation = dataclasses.replace(observation, lbs=())
         steps.seen(observation)
         if (step.kill or step.delete_old) and observation.lbs:
-            # a reload started by the stats read would be missed before them: the PIDs after the stats
-            observation = dataclasses.replace(observation, lbs=self.lbs.with_pids(observation.lbs))
-            step = steps.decide(observation, waited_s)
+            if reload_check_of(observation.lbs, self.options.reload_check) == "getpids":
+                # a reload started by the stats read would be missed before them: the PIDs after the stats
+                observation = dataclasses.replace(observation, lbs=self.lbs.with_pids(observation.lbs))
+                step = steps.decide(observation, waited_s)
+            elif not step.forced:
+                waiting = reload_wait(observation, step, self.options.reload_grace)
+                if waiting and waited_s < self.options.max_wait:
+                    step = Step(wait=waiting[0], look_again_s=waiting[1])
+                elif waiting:
+                    step = dataclasses.replace(step, forced=True)
         return observation, step
 
     def observe(self, steps):
@@ -3857,6 +3994,13 @@ def build_parser():
     add("--save-previous", metavar="FILE",
         help="before deleting an app (the old one; in a rollback, the failed new one), write it to FILE as an "
         "app JSON that zdd -j FILE deploys again: the undo (exit 16 when FILE cannot be written)")
+    add("--reload-check", choices=RELOAD_CHECKS, default="auto",
+        help="how zdd makes sure no old HAProxy worker still sends requests to the tasks it kills: grace (the "
+        "stats page only: wait --reload-grace after each marathon-lb change), getpids (read /_haproxy_getpids, "
+        "which forks inside marathon-lb's HAProxy), auto (grace for an HTTP backend, getpids for TCP)")
+    add("--reload-grace", metavar="S", type=_non_negative(float), default=DEFAULT_RELOAD_GRACE_S,
+        help="with the grace: the longest request of the service in seconds, from its first byte to the end of "
+        "its answer: how long an old HAProxy worker may still serve a request it began before a reload")
     return parser
 
 

@@ -44,6 +44,16 @@ def seed_half_done(world, blue=2, green=1, target=3, new_instances=0):
                           labels=zdd_labels("green", 10000, target, "2025-06-02T10:00:00", new_instances))
 
 
+def lb_routes(world, app_id, count):
+    """A callable: whether the fake marathon-lb renders ``count`` servers of ``app_id`` now."""
+
+    def check():
+        servers = [server for service in world.lb.services() for server in service.servers]
+        return sum(server.app_id == app_id for server in servers) == count
+
+    return check
+
+
 def unhealthy_app():
     """The nginx app JSON whose tasks never pass a health check in the simulator."""
     app = load_fixture("1-nginx-marathon1.5.json")

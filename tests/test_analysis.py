@@ -274,7 +274,8 @@ def test_the_first_baseline_waits_out_marathon(world, app_path):
     seed_blue(world, 3)
     world.lb.serve_traffic(100)
     world.sim.fail_next("GET", r"^/v2/apps/nginx-green$", 500, count=4)
-    code, out, err = run(world, app_path, *RATE, "--output", "json")
+    # getpids: the grace's wait before the kill would give step 1 the requests it lacks
+    code, out, err = run(world, app_path, *RATE, "--output", "json", "--reload-check", "getpids")
     assert code == 0, err
     assert "Marathon does not answer" in err and "no traffic baseline" not in err
     assert writes(world) == SEQUENCE_3

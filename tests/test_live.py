@@ -132,7 +132,7 @@ def test_the_block_shows_the_step_the_schedule_the_wait_and_how_long(world, app_
                 world.lb.extra_pids = []
 
     out = io.StringIO()
-    argv = ["-m", world.sim.url, "-l", world.lb.url, "-j", app_path, *QUIET, "--force"]
+    argv = ["-m", world.sim.url, "-l", world.lb.url, "-j", app_path, *QUIET, "--force", "--reload-check", "getpids"]
     assert zdd.main(argv, clock=ReleaseLater(), ask=lambda question: True, stdout=out, stderr=stderr, environ={}) == 0
     raw = stderr.getvalue()
     blocks = [screen(raw[:match.start()]) for match in REDRAW.finditer(raw)]

@@ -70,7 +70,7 @@ def gaps(times):
 def test_polls_after_a_scale_back_off_to_the_step_delay(world, app_path):
     """New tasks take 20 s to start: after the scale, zdd looks after 0.25 s, then 1.5 times later each time."""
     seed_blue(world, 3)
-    code, events, err = run_json(world, app_path(20))
+    code, events, err = run_json(world, app_path(20), "--reload-check", "getpids")  # no grace wait after the looks
     assert code == 0, err
     first_scale = next(e for e in events if e["event"] == "scaled")
     looks = looks_after(events, first_scale)

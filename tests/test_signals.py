@@ -41,7 +41,8 @@ def test_a_signal_stops_at_a_safe_point_and_resume_finishes(real_world, tmp_path
     lb.extra_pids = [4003]  # marathon-lb "reloading": zdd waits while we signal
     path = tmp_path / "app.json"
     path.write_text(json.dumps(app))
-    argv = ["-m", sim.url, "-l", lb.url, "-j", str(path), "-f", "--syslog-socket", "/dev/null", "-s", "0.2"]
+    argv = ["-m", sim.url, "-l", lb.url, "-j", str(path), "-f", "--syslog-socket", "/dev/null", "-s", "0.2",
+            "--reload-check", "getpids"]
     process = subprocess.Popen([sys.executable, "-m", "zdd", *argv], cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:

@@ -274,7 +274,7 @@ def test_sessions_block_the_kill(world, app_file):
 def test_a_reloading_lb_is_waited_for(world, app_file):
     seed_blue(world, 3)
     world.lb.extra_pids = [4003]
-    code, _, err = run(world, app_file(), "--max-wait", "100000", "--deadline", "40")
+    code, _, err = run(world, app_file(), "--reload-check", "getpids", "--max-wait", "100000", "--deadline", "40")
     assert code == zdd.ExitCode.DEADLINE
     assert "reloading (3 HAProxy PIDs)" in err
     assert writes(world) == [("create", "/nginx-green", 1)]
@@ -285,7 +285,7 @@ def test_an_lb_reloading_all_along_is_passed_after_max_wait(world, app_file):
     killing the old tasks in MAINT, as the stats are read while reloading too."""
     seed_blue(world, 3)
     world.lb.extra_pids = [4003]
-    code, _, err = run(world, app_file(), "--max-wait", "30", "--deadline", "600")
+    code, _, err = run(world, app_file(), "--reload-check", "getpids", "--max-wait", "30", "--deadline", "600")
     assert code == 0, err
     assert "reloading (3 HAProxy PIDs)" in err and "--max-wait (30 s) passed" in err
     assert writes(world) == SEQUENCE_3

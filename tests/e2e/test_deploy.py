@@ -340,7 +340,7 @@ def test_pre_kill_hook_refusing_stops_before_any_kill(cluster):
 
 
 def test_old_worker_held_open_then_max_wait(cluster):
-    """A connection keeps an old HAProxy worker alive: zdd waits for the reload, then goes on after --max-wait.
+    """A connection keeps an old HAProxy worker alive: zdd (with getpids) waits for it, then goes on after --max-wait.
 
     The connection is opened once the new app's first task runs (its first
     health check is a second later), so the reload that routes to that task
@@ -353,7 +353,7 @@ def test_old_worker_held_open_then_max_wait(cluster):
     try:
         with UnderLoad(cluster, "old worker held, --max-wait 4") as run:
             result, called = run.zdd_watching(
-                path, "--max-wait", "4", step="--max-wait 4",
+                path, "--max-wait", "4", "--reload-check", "getpids", step="--max-wait 4",
                 when=lambda: _first_task_running(cluster, "/web-green"),
                 then=lambda process: lb.hold_old_worker(cluster.service_port))
     finally:

@@ -382,12 +382,13 @@ def test_marathon_lb_stats_garbage(cluster):
 
 
 def test_marathon_lb_keeps_3_pids(cluster):
-    """An HAProxy that always keeps its previous worker (3 PIDs): each step goes on after --max-wait."""
+    """An HAProxy that always keeps its previous worker (3 PIDs): with getpids each step goes on after --max-wait."""
     cluster.deploy_first(INSTANCES)
     lb = cluster.lbs[0]
     lb.keep_old_worker()
     try:
-        first, _, _ = fault_scenario(cluster, "HAProxy keeps 3 PIDs", "--max-wait", "3", "--stall-timeout", "30")
+        first, _, _ = fault_scenario(cluster, "HAProxy keeps 3 PIDs", "--max-wait", "3", "--stall-timeout", "30",
+                                     "--reload-check", "getpids")
     finally:
         lb.keep_old_worker(False)
     assert "reloading (3 HAProxy PIDs)" in first.stderr

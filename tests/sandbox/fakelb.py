@@ -40,6 +40,12 @@ config changes, as a reloaded HAProxy worker's do).
 ``ProxiedMarathonLB(upstream)`` is the same fake in front of a real
 marathon-lb (end-to-end tests): its stats page and PIDs are the upstream's,
 changed by the same knobs (``stats_garble``, ``pids_failure``).
+
+Each BACKEND row's ``lastchg`` is the current worker's age in whole seconds
+of the simulator's clock, as HAProxy's: a new worker starts whenever the
+rendered config changes (seen at a stats poll) and at each
+``reload_on_stats`` reload. ``show_worker_age = False`` leaves the column
+empty, as a stats page that does not show it.
 """
 
 import http.server
@@ -137,11 +143,12 @@ def _row(values):
     return ",".join(str(values.get(column, "")) for column in COLUMNS) + ","
 
 
-def render_stats_csv(services, sessions=None, counters=None):
+def render_stats_csv(services, sessions=None, counters=None, worker_age_s=1):
     """HAProxy 2.6's ``;csv`` page for ``services``.
 
     ``sessions``: server name -> (scur, qcur); ``counters``: server name ->
-    {column: value} for the per-server counters (stot, hrsp_5xx, rtime, ...).
+    {column: value} for the per-server counters (stot, hrsp_5xx, rtime, ...);
+    ``worker_age_s``: the BACKEND rows' lastchg ("" to leave it out).
     """
     sessions = sessions or {}
     counters = counters or {}
@@ -165,7 +172,7 @@ def render_stats_csv(services, sessions=None, counters=None):
             up_servers += 0 if server.draining else 1
             lines.append(_row(row))
         backend = _template("BACKEND")
-        backend.update(pxname=name, iid=iid, mode=mode, act=up_servers, weight=up_servers,
+        backend.update(pxname=name, iid=iid, mode=mode, act=up_servers, weight=up_servers, lastchg=worker_age_s,
                        status="UP" if up_servers or name == "stats" else "DOWN")
         lines.append(_row(backend))
     return "\n".join(lines) + "\n"
@@ -225,6 +232,9 @@ class FakeMarathonLB:
         self._reload_when = None
         self._reload_until = None
         self.reloads_started = 0
+        self.show_worker_age = True
+        self._worker_started = sim.clock.monotonic()
+        self.worker_starts = [self._worker_started]  # when each worker started, on the simulator's clock
         self._sessions = {}
         self._history = []
         self._last_alive = {}
@@ -267,6 +277,8 @@ class FakeMarathonLB:
             if self.reload_s is None or self.reloads_left == 0:
                 return
             self._reload_until = self.sim.clock.monotonic() + self.reload_s
+            self._worker_started = self.sim.clock.monotonic()
+            self.worker_starts.append(self._worker_started)
             self.reloads_started += 1
             if self.reloads_left is not None:
                 self.reloads_left -= 1
@@ -298,6 +310,8 @@ class FakeMarathonLB:
             # a reload since the last poll; the new worker is taken to have started just after that poll
             if self._config is not None:
                 self.reloads += 1
+                self._worker_started = now
+                self.worker_starts.append(now)
             self._config, self._served = config, {}
         if self._traffic is None:
             return {}
@@ -324,7 +338,9 @@ class FakeMarathonLB:
         with self._lock:
             self.stats_polls += 1
             services = self.services()
-            self._history.append(render_stats_csv(services, dict(self._sessions), self._count_traffic(services)))
+            counters = self._count_traffic(services)
+            age = int(self.sim.clock.monotonic() - self._worker_started) if self.show_worker_age else ""
+            self._history.append(render_stats_csv(services, dict(self._sessions), counters, age))
             del self._history[:-(max(0, self.lag) + 1)]
             return self._history[0]
 
@@ -418,11 +434,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path == "/haproxy" and query.split(";")[0] == "stats" and "csv" in query.split(";")[1:]:
             fake.stats_paths.append(self.path)
             if not self._failed(fake.stats_failure):
+                fake._start_reload()  # before the answer: a later getpids sees it; the page is the new worker's
                 text = fake.stats_csv()
                 if fake.stats_garble is not None:
                     text = garble_stats(text, fake.stats_garble, fake.backend)
                 text = scoped(text, None if fake.ignore_scope else stats_scope(query))
-                fake._start_reload()  # before the answer is sent: any later getpids request sees it
                 self._send(200, text, "text/csv", failure=fake.stats_failure)
         elif path == "/_haproxy_getpids":
             fake.pid_polls += 1

@@ -85,19 +85,22 @@ core.register_service("getpids", "http", function(applet)
 end)
 """
 
-# The way marathon-lb's getpids.lua answers: a command through io.popen, that
-# is a fork (and an exec of /bin/sh) from inside the multi-threaded worker.
-# marathon-lb runs "pidof haproxy" (every HAProxy of its container); here
-# "pgrep -s 0" keeps to this instance's session (its master and workers), as
-# several instances share the machine.
-GETPIDS_POPEN_LUA = """\
+# The way marathon-lb's getpids.lua answers, as far as the traffic can tell:
+# it runs "pidof haproxy" through io.popen, a fork (and an exec of /bin/sh)
+# from inside the multi-threaded worker, and waits for the command to end.
+# The child inherits every socket of the worker for as long as it runs, which
+# is what cuts requests (BENCHMARKS.rst, 'getpids under load'); the same
+# command forked the same way cuts as many. Its answer is not used: on a
+# machine shared by several HAProxy instances "pidof" lists them all, so the
+# PIDs come from /proc as in the fork-free Lua above.
+GETPIDS_POPEN_LUA = GETPIDS_LUA.split("\n\n", 1)[1].split("core.register_service")[0] + """\
 -- /_haproxy_getpids through a forked command, as marathon-lb's getpids.lua.
 
 core.register_service("getpids", "http", function(applet)
-  local pipe = io.popen("pgrep -s 0 -x haproxy", "r")
-  local output = pipe:read("a")
+  local pipe = io.popen("pidof haproxy", "r")
+  pipe:read("a")
   pipe:close()
-  local body = output:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
+  local body = table.concat(instance_pids(), " ")
   applet:set_status(200)
   applet:add_header("content-length", string.len(body))
   applet:add_header("content-type", "text/plain")

@@ -9,6 +9,10 @@ Fault knobs, for the sandbox's failure tests: ``paused`` (stop syncing, as a
 marathon-lb that lost Marathon), ``hold_old_worker()`` (an open connection that
 keeps an old HAProxy worker, so /_haproxy_getpids reports 3 PIDs).
 
+``extra_services``
+    services (``haproxy.Service``) rendered after the apps' own: changing it
+    makes the next sync reload HAProxy, as another app changing on a busy
+    marathon-lb does.
 ``go_down()`` / ``come_up()``
     stop this marathon-lb's HAProxy (master and workers: its stats port and
     frontends refuse connections) and its syncing; ``come_up()`` starts
@@ -64,6 +68,7 @@ class MarathonLB:
         self._sink = None  # keep_old_worker's TCP sink server
         self._kept = []  # its connections through HAProxy, oldest first
         self._last_trickle = 0.0
+        self.extra_services = []
 
     @property
     def url(self):
@@ -75,7 +80,7 @@ class MarathonLB:
                                          headers={"Accept": "application/json"})
         with urllib.request.urlopen(request, timeout=MARATHON_TIMEOUT_S) as response:
             apps = json.load(response)["apps"]
-        return mlb.services_from_apps(apps, self.resolve, self._last_alive)
+        return mlb.services_from_apps(apps, self.resolve, self._last_alive) + list(self.extra_services)
 
     def sync_once(self):
         """Render from Marathon's current state; reload when the config changed. True when it reloaded."""

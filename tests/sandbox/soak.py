@@ -9,11 +9,13 @@ deployment's ``/_haproxy_getpids`` and stats requests are counted. The
 keep-alive clients retry a GET that a reused connection lost before any
 response byte (see tests/sandbox/load.py): counted as retried, not failed.
 
-    python -m tests.sandbox.soak --deployments 20 --getpids popen
+    python -m tests.sandbox.soak --deployments 20 --getpids popen [--reload-check getpids]
 
 ``--getpids proc`` serves getpids from /proc, ``popen`` forks a command as
-marathon-lb's getpids.lua does. ``ZDD_SANDBOX_ZDD`` runs another zdd (see
-tests/sandbox/cluster.py), e.g. an older one to compare with.
+marathon-lb's getpids.lua does. ``--reload-check`` is passed to zdd (its
+default, auto, reads no getpids for the soak's HTTP backend).
+``ZDD_SANDBOX_ZDD`` runs another zdd (see tests/sandbox/cluster.py), e.g. an
+older one to compare with (then leave ``--reload-check`` out).
 """
 
 import argparse
@@ -59,8 +61,8 @@ class SoakResult:
     failure_lines: List[str]
 
 
-def _zdd_argv(cluster, app_path, proxies, step_delay_s):
-    argv = cluster.zdd_argv(app_path, step_delay_s=step_delay_s)
+def _zdd_argv(cluster, app_path, proxies, step_delay_s, zdd_args=()):
+    argv = cluster.zdd_argv(app_path, *zdd_args, step_delay_s=step_delay_s)
     start = len(zdd_command())  # a "python -m zdd" command has a -m of its own
     argv[argv.index("-l", start) + 1] = ",".join(proxy.url for proxy in proxies)
     return argv
@@ -71,8 +73,12 @@ def _proxy_for(url):
     return CountingProxy(parts.hostname, parts.port).start()
 
 
-def run_soak(cluster, deployments, step_delay_s=STEP_DELAY_S, keepalive_clients=2, fresh_clients=2, echo=None):
-    """Deploy ``deployments`` times back and forth on a started ``cluster`` under load; a SoakResult."""
+def run_soak(cluster, deployments, step_delay_s=STEP_DELAY_S, keepalive_clients=2, fresh_clients=2, echo=None,
+             zdd_args=()):
+    """Deploy ``deployments`` times back and forth on a started ``cluster`` under load; a SoakResult.
+
+    ``zdd_args``: more arguments for every zdd run (e.g. ``("--reload-check", "getpids")``).
+    """
     cluster.deploy_first(INSTANCES)
     app_path = cluster.write_app(cluster.app(INSTANCES))
     proxies = [_proxy_for(lb.url) for lb in cluster.lbs]
@@ -87,7 +93,7 @@ def run_soak(cluster, deployments, step_delay_s=STEP_DELAY_S, keepalive_clients=
                 getpids = sum(proxy.paths[GETPIDS_PATH] for proxy in proxies)
                 stats = sum(proxy.requests_to(STATS_PATH) for proxy in proxies)
                 started = time.monotonic()
-                result = cluster.run(_zdd_argv(cluster, app_path, proxies, step_delay_s), timeout_s=600)
+                result = cluster.run(_zdd_argv(cluster, app_path, proxies, step_delay_s, zdd_args), timeout_s=600)
                 seen = load.snapshot()[mark:]
                 row = Deployment(result.returncode, time.monotonic() - started, len(seen),
                                  sum(1 for r in seen if r.failure), sum(1 for r in seen if r.retried),
@@ -127,10 +133,12 @@ def main(argv=None):
     parser.add_argument("--deployments", type=int, default=20)
     parser.add_argument("--getpids", choices=("proc", "popen"), default="proc")
     parser.add_argument("--step-delay", type=float, default=STEP_DELAY_S)
+    parser.add_argument("--reload-check", help="zdd's --reload-check (default: zdd's own)")
     options = parser.parse_args(argv)
+    zdd_args = ("--reload-check", options.reload_check) if options.reload_check else ()
     with tempfile.TemporaryDirectory(prefix="zdd-soak-") as workdir, \
             Cluster(Path(workdir), lbs=LBS, getpids=options.getpids, head="marathon-lb") as cluster:
-        result = run_soak(cluster, options.deployments, options.step_delay, echo=print)
+        result = run_soak(cluster, options.deployments, options.step_delay, echo=print, zdd_args=zdd_args)
     print(summary(result))
     ok = all(row.exit_code == 0 for row in result.deployments) and len(result.deployments) == options.deployments
     return 0 if ok and result.failed == 0 else 1
