@@ -98,7 +98,7 @@ def test_getpids_that_is_not_a_list_of_pids_blocks_the_kill(world, app_path, fai
     seed_blue(world, 3)
     world.lb.extra_pids = [4003]
     world.lb.pids_failure = failure
-    code, _, err = run(world, app_path, "--max-wait", "100000", "--stall-timeout", "120")
+    code, _, err = run(world, app_path, "--max-wait", "100000", "--stall-timeout", "120", "--reload-check", "getpids")
     assert code == zdd.ExitCode.LB_FAILED, err
     assert writes(world) == [("create", "/nginx-green", 1)]
     assert "/_haproxy_getpids answered not a list of PIDs" in err
@@ -108,7 +108,8 @@ def test_getpids_that_is_not_a_list_of_pids_blocks_the_delete_in_a_rollback(worl
     """The new app never becomes healthy: the rollback's delete of it waits for a well-formed list of PIDs."""
     seed_blue(world, 3)
     world.lb.pids_failure = "empty"
-    code, _, err = run(world, app_file(unhealthy_app()), "--on-failure", "rollback", "--stall-timeout", "120")
+    code, _, err = run(world, app_file(unhealthy_app()), "--on-failure", "rollback", "--stall-timeout", "120",
+                       "--reload-check", "getpids")
     assert code == zdd.ExitCode.ROLLBACK_FAILED, err
     assert writes(world) == [("create", "/nginx-green", 1)]
     assert "/_haproxy_getpids answered not a list of PIDs" in err
