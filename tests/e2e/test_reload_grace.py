@@ -83,8 +83,7 @@ def test_requests_in_flight_in_the_old_worker_are_waited_for(cluster_factory):
     cluster = cluster_factory(lbs=1, **MARATHON_LB_AS_SHIPPED)
     apps = []
     for _ in range(2):
-        apps.append(cluster.app(3, SIM_SLOW_MS=1000))
-        apps[-1]["taskKillGracePeriodSeconds"] = 0.1
+        apps.append(cluster.app(3, SIM_SLOW_MS=1000, SIM_KILL_GRACE_S=0.1))  # Marathon's own field is whole seconds
     first = cluster.zdd(cluster.write_app(apps[0], "blue.json"))
     assert first.returncode == 0, first.stderr
     cluster.wait_idle()

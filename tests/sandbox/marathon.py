@@ -24,6 +24,8 @@ Knobs, as app labels (the simulator reads them; they stay in the app JSON):
 ``SIM_HEALTHY``        ``"false"``: every health check of the app fails
                        (both launchers; default healthy)
 ``SIM_KILL_DELAY_S``   seconds from kill to gone (``RecordLauncher``; default 0)
+``SIM_KILL_GRACE_S``   seconds from SIGTERM to SIGKILL (``ProcessLauncher``), finer
+                       than Marathon's whole-second ``taskKillGracePeriodSeconds``
 
 Knobs on the object (and over HTTP at ``/_sim/...`` for out-of-process use):
 
@@ -138,6 +140,9 @@ SERVICE_PORT_MIN = 10000
 SERVICE_PORT_MAX = 20000
 
 LABEL_START_DELAY_S = "SIM_START_DELAY_S"
+# The sandbox's own knob: seconds from SIGTERM to SIGKILL when Marathon's whole-second field is too coarse
+# (a task that stops almost at once, as an app that does not drain)
+LABEL_KILL_GRACE_S = "SIM_KILL_GRACE_S"
 LABEL_HEALTHY = "SIM_HEALTHY"
 LABEL_KILL_DELAY_S = "SIM_KILL_DELAY_S"
 
@@ -753,7 +758,9 @@ class MarathonSim:
         if task.state == "TASK_KILLING":
             return
         task.state = "TASK_KILLING"
-        grace_s = app_spec.get("taskKillGracePeriodSeconds") or DEFAULT_KILL_GRACE_S
+        grace_s = _label_float(app_spec, LABEL_KILL_GRACE_S, None)
+        if grace_s is None:
+            grace_s = app_spec.get("taskKillGracePeriodSeconds") or DEFAULT_KILL_GRACE_S
         self.launcher.kill(task.id, float(grace_s))
 
     def _reconcile(self):
