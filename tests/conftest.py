@@ -13,6 +13,12 @@ from tests.sandbox.marathon import MarathonSim, RecordLauncher
 from tests.sandbox.world import World, load_fixture
 
 
+def pytest_collection_modifyitems(items):
+    """Tests marked ``long`` first, the rest in their order: side by side (pytest -n), none of them starts last
+    and keeps the run waiting while the other workers are idle."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture
 def world():
     """A started World (Marathon 1.5 shapes); stopped at teardown, even when the test fails."""

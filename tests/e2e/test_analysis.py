@@ -107,6 +107,7 @@ def test_a_bad_release_is_rolled_back_at_its_first_step(cluster2):
     assert_only_green_5xx(run)
 
 
+@pytest.mark.long
 def test_a_good_release_is_never_stopped(cluster2):
     """Ten deployments in a row (blue -> green -> blue ...), each judged at every step under load."""
     cluster2.deploy_first(2)
