@@ -18,7 +18,7 @@ setup(
     install_requires=["requests>=2.20", "python-dateutil>=2.7"],
     extras_require={
         "dcos": ["PyJWT[crypto]>=2"],
-        "test": ["pytest>=7", "PyJWT[crypto]>=2", "docutils>=0.16"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "PyJWT[crypto]>=2", "docutils>=0.16"],
     },
     entry_points={"console_scripts": ["zdd = zdd:main"]},
     classifiers=[

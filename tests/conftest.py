@@ -13,6 +13,12 @@ from tests.sandbox.marathon import SCHEMA_VIOLATIONS, MarathonSim, RecordLaunche
 from tests.sandbox.world import World, load_fixture
 
 
+def pytest_collection_modifyitems(items):
+    """Tests marked ``long`` first, the rest in their order: side by side (pytest -n), none of them starts last
+    and keeps the run waiting while the other workers are idle."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture(autouse=True)
 def zdd_writes_valid_apps():
     """Fail any test in which zdd wrote an app body Marathon's app schema refuses (the simulator notes them)."""

@@ -10,12 +10,22 @@ def test_free_ports_are_below_the_ephemeral_range_and_bindable():
     for _ in range(50):
         port = ports.free_port(("127.0.0.1", "127.0.0.2"))
         assert ports.LOWEST_PORT <= port < low
+        assert ports.port_range()[0] <= port < ports.port_range()[1]
         with socket.socket() as listener:
             listener.bind(("127.0.0.1", port))
 
 
 def test_a_taken_port_is_never_given():
     # the lower half of the range taken: every port given is from the upper half
-    middle = (ports.LOWEST_PORT + ports._ephemeral_low()) // 2
-    taken = set(range(ports.LOWEST_PORT, middle))
+    low, high = ports.port_range()
+    middle = (low + high) // 2
+    taken = set(range(low, middle))
     assert all(ports.free_port("127.0.0.1", taken) >= middle for _ in range(50))
+
+
+def test_pytest_xdist_workers_get_slices_of_the_range_that_do_not_overlap():
+    environ = {"PYTEST_XDIST_WORKER_COUNT": "3"}
+    slices = [ports.port_range(dict(environ, PYTEST_XDIST_WORKER="gw%d" % index)) for index in range(3)]
+    assert slices[0][0] == ports.LOWEST_PORT and slices[-1][1] <= max(ports.LOWEST_PORT + 1000, ports._ephemeral_low())
+    assert all(low < high <= next_low for (low, high), (next_low, _) in zip(slices, slices[1:]))
+    assert ports.share({}) == (0, 1) and ports.share({"PYTEST_XDIST_WORKER": "master"}) == (0, 1)

@@ -59,6 +59,19 @@ def test_haproxy_instance_runs_the_haproxy_on_path(tmp_path, monkeypatch):
     assert "-c" in ran.read_text().split()
 
 
+def test_socket_paths_haproxy_would_refuse_go_to_a_short_directory(tmp_path):
+    """HAProxy 2.6 refuses a socket path over 97 characters: a deep workdir (pytest-xdist's basetemp adds
+    popen-gwN/) keeps its sockets in a short temporary directory instead."""
+    padding = 99 - len(str(tmp_path / "x" / "master.sock"))
+    assert padding > 0, tmp_path
+    workdir = tmp_path / ("x" * (padding + 1))
+    assert len(str(workdir / "master.sock")) == 99
+    instance = HAProxyInstance(workdir, haproxy_bin="/bin/true")
+    assert len(str(instance.master_socket)) <= 97 and len(str(instance.stats_socket)) <= 97
+    short = HAProxyInstance(tmp_path / "lb", haproxy_bin="/bin/true")
+    assert short.master_socket == (tmp_path / "lb").resolve() / "master.sock"
+
+
 # --- installing HAProxy --------------------------------------------------------------------------
 
 

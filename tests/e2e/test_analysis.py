@@ -107,6 +107,7 @@ def test_a_bad_release_is_rolled_back_at_its_first_step(cluster2):
     assert_only_green_5xx(run)
 
 
+@pytest.mark.long
 def test_a_good_release_is_never_stopped(cluster2):
     """Ten deployments in a row (blue -> green -> blue ...), each judged at every step under load."""
     cluster2.deploy_first(2)
@@ -125,9 +126,10 @@ def test_a_good_release_is_never_stopped(cluster2):
 
 def test_a_slow_release_is_stopped_by_the_response_time(cluster2):
     cluster2.deploy_first(3)
-    # closed-loop clients wait for each slow answer, so a slow colour gets few requests: judge with fewer
+    # closed-loop clients wait for each slow answer, so a slow colour gets few requests: judge with fewer (a step
+    # got 12 alone, 8 with another scenario side by side on a busy machine, where 10 left it to step 3)
     run = zdd_under_load(cluster2, cluster2.app(3, SIM_SLOW_MS=300), "--max-response-time", "150",
-                         "--analysis-min-requests", "10")
+                         "--analysis-min-requests", "5")
     report(run, "300 ms release, --max-response-time 150")
     assert run.code == 15, run.diagnosis()
     (verdict,) = [event for event in analyses(run) if event["verdict"] == "fail"]

@@ -209,6 +209,7 @@ def test_reload_loses_no_request_on_fresh_connections(sandbox):
     assert counts["failed"] == 0, load.summary()
 
 
+@pytest.mark.long
 def test_without_idle_close_on_response_a_retrying_client_loses_nothing(sandbox):
     """marathon-lb's own head: at a reload the old worker closes idle keep-alive connections at once, and a
     request written at that instant gets no response byte; a client that retries it as RFC 9112 9.3.1

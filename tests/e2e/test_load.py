@@ -11,14 +11,19 @@ from tests.sandbox.tasks import free_port
 pytestmark = pytest.mark.e2e
 
 
-def test_counts_requests_and_colours_against_a_task(sandbox):
+def blue_task_url(sandbox):
+    """The URL of one real blue task process, once it is healthy."""
     placement = sandbox.launcher.launch({"id": "/nginx-blue", "labels": {"HAPROXY_DEPLOYMENT_COLOUR": "blue"}},
                                         "blue.1", False, [80])
     deadline = time.monotonic() + 10
     while not sandbox.launcher.check_health("blue.1"):
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    load = LoadGenerator(["http://127.0.0.1:%d/" % placement.ports[0]], keepalive_clients=2, fresh_clients=2)
+    return "http://127.0.0.1:%d/" % placement.ports[0]
+
+
+def test_counts_requests_and_colours_against_a_task(sandbox):
+    load = LoadGenerator([blue_task_url(sandbox)], keepalive_clients=2, fresh_clients=2)
     with load:
         time.sleep(1)
     counts = load.counts()
@@ -58,3 +63,16 @@ def test_a_request_without_response_is_a_reset_failure():
     assert counts["by_kind"].get("reset", 0) >= 3
     assert counts["by_kind"].get("reset") + counts["by_kind"].get("refused", 0) == counts["failed"]
     assert load.summary().splitlines()[-1] == "requests: %d failed: %d" % (counts["requests"], counts["failed"])
+
+
+def test_a_connection_idle_for_max_idle_s_is_not_reused(sandbox):
+    """A keep-alive client that waited max_idle_s or more opens a new connection (as a starved thread must,
+    before the server's idle timeout closes the old one under its request); a busy one keeps its connection."""
+    url = blue_task_url(sandbox)
+    idle = LoadGenerator([url], keepalive_clients=1, fresh_clients=0, pause_s=0.3, max_idle_s=0.2)
+    busy = LoadGenerator([url], keepalive_clients=1, fresh_clients=0, pause_s=0.05, max_idle_s=5)
+    with idle, busy:
+        time.sleep(1.5)
+    assert idle.counts()["failed"] == busy.counts()["failed"] == 0
+    assert idle.stale_reconnects >= idle.counts()["requests"] - 2 > 0
+    assert busy.stale_reconnects == 0 and busy.counts()["requests"] > 10

@@ -8,7 +8,7 @@ import pytest
 
 from tests.sandbox.cluster import REPO_ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 SCRIPT = str(REPO_ROOT / "run-tox.py")
 TIMEOUT_S = 300

@@ -51,7 +51,8 @@ def test_ip_per_task_listens_on_its_own_loopback_address(sandbox):
     first = launcher.launch(app("blue"), "a", True, [8080])
     second = launcher.launch(app("blue"), "b", True, [8080])
     assert first.ports == [] and second.ports == []
-    assert first.ip.startswith("127.0.1.") and first.ip != second.ip
+    # an address of its own, off 127.0.0.x (where the marathon-lbs listen); side by side, each test its own
+    assert first.ip.startswith("127.0.") and not first.ip.startswith("127.0.0.") and first.ip != second.ip
     wait_healthy(launcher, "a")
     wait_healthy(launcher, "b")
     assert get(first.ip, 8080)[:2] == (200, "blue")

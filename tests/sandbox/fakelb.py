@@ -54,7 +54,7 @@ import threading
 import urllib.request
 
 from tests.sandbox import mlb
-from tests.sandbox.marathon import BOMB_SIZE_BYTES, TRICKLE_GAP_S, gzip_zeros, send_slowly
+from tests.sandbox.marathon import BOMB_SIZE_BYTES, SERVE_POLL_INTERVAL_S, TRICKLE_GAP_S, gzip_zeros, send_slowly
 
 HAPROXY26_HEADER = (
     "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,"
@@ -355,8 +355,9 @@ class FakeMarathonLB:
         server_class = _V6Server if ":" in self.host else _DualStackServer
         self._server = server_class((self.host, self._port), Handler)
         self._port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-marathon-lb", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": SERVE_POLL_INTERVAL_S}, name="fake-marathon-lb",
+                                        daemon=True)
         self._thread.start()
         return self
 

@@ -36,7 +36,7 @@ START_TIMEOUT_S = 10.0
 RELOAD_TIMEOUT_S = 10.0
 STOP_GRACE_S = 3.0
 SOCKET_TIMEOUT_S = 3.0
-UNIX_PATH_MAX = 100  # sun_path is 108 bytes; keep a margin
+UNIX_PATH_MAX = 97  # HAProxy 2.6 refuses longer socket paths ("too long (max 97)"), below sun_path's 108 bytes
 
 GETPIDS_LUA = """\
 -- /_haproxy_getpids without a fork: the master PID of this HAProxy, then its

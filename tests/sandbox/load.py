@@ -17,6 +17,13 @@ worker does at a reload without ``option idle-close-on-response``: the
 request never reached a backend and a well-behaved client does not lose it.
 Off by default: the strict count.
 
+A keep-alive connection left idle for ``max_idle_s`` (0.8 s; HAProxy's
+``timeout http-keep-alive`` is 1 s in marathon-lb's config) is not reused: the
+client opens a new one, as HTTP clients with an idle timeout shorter than the
+server's do. A client thread starved of CPU for a second (tests side by side on
+a busy machine) otherwise writes its next request just as HAProxy closes the
+connection for being idle, and counts a loss that no deployment caused.
+
     python -m tests.sandbox.load --url http://127.0.0.1:10000 --seconds 10
 """
 
@@ -33,6 +40,7 @@ import urllib.parse
 from typing import List, Optional
 
 DEFAULT_MAX_DURATION_S = 600.0
+MAX_IDLE_S = 0.8
 
 KIND_REFUSED = "refused"
 KIND_RESET = "reset"
@@ -80,7 +88,7 @@ class LoadGenerator:
     """Threads that request every URL continuously and record each result."""
 
     def __init__(self, urls, keepalive_clients=4, fresh_clients=4, timeout_s=5.0,
-                 max_duration_s=DEFAULT_MAX_DURATION_S, pause_s=0.0, retry_idle_close=False):
+                 max_duration_s=DEFAULT_MAX_DURATION_S, pause_s=0.0, retry_idle_close=False, max_idle_s=MAX_IDLE_S):
         self.urls = list(urls)
         self.keepalive_clients = keepalive_clients
         self.fresh_clients = fresh_clients
@@ -88,8 +96,10 @@ class LoadGenerator:
         self.max_duration_s = max_duration_s
         self.pause_s = pause_s
         self.retry_idle_close = retry_idle_close
+        self.max_idle_s = max_idle_s
         self.results: List[Result] = []
         self.idle_reconnects = 0
+        self.stale_reconnects = 0  # of those, connections idle max_idle_s or longer
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: List[threading.Thread] = []
@@ -175,15 +185,19 @@ class LoadGenerator:
     def _keepalive_client(self, url):
         host, port, path = self._target(url)
         connection = http.client.HTTPConnection(host, port, timeout=self.timeout_s)
+        answered = time.monotonic()
         try:
             while self._running():
-                if connection.sock is not None and _closed_by_peer(connection.sock):
+                stale = time.monotonic() - answered >= self.max_idle_s
+                if connection.sock is not None and (stale or _closed_by_peer(connection.sock)):
                     # The server closed the idle connection before we wrote
-                    # anything on it: nothing was lost, open a new one.
+                    # anything on it (or soon will): nothing was lost, open a new one.
                     connection.close()
                     with self._lock:
                         self.idle_reconnects += 1
+                        self.stale_reconnects += stale
                 result = self._one_request(connection, url, path, True, {})
+                answered = time.monotonic()
                 if result.retry_safe and self.retry_idle_close:
                     second = self._one_request(connection, url, path, True, {})  # on a new connection
                     result = dataclasses.replace(second, t_s=result.t_s, retried=True,
@@ -240,9 +254,9 @@ class LoadGenerator:
         """A readable report; the last line is exactly ``requests: N failed: F``."""
         results = self.snapshot()
         counts = self.counts()
-        lines = ["load: %d URL(s), %d keep-alive + %d fresh clients each, %d idle reconnects, %d retried"
-                 % (len(self.urls), self.keepalive_clients, self.fresh_clients, self.idle_reconnects,
-                    counts["retried"])]
+        lines = ["load: %d URL(s), %d keep-alive + %d fresh clients each, %d idle reconnects (%d after %.1f s idle), "
+                 "%d retried" % (len(self.urls), self.keepalive_clients, self.fresh_clients, self.idle_reconnects,
+                                 self.stale_reconnects, self.max_idle_s, counts["retried"])]
         if counts["by_kind"]:
             lines.append("failures by kind: " + ", ".join(
                 "%s=%d" % (kind, n) for kind, n in sorted(counts["by_kind"].items()))

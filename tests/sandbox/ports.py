@@ -6,8 +6,13 @@ connection on the same host (a load client, zdd, a health check): HAProxy's
 bind then fails with "Address already in use", and a reload that adds a
 frontend on that port fails. This happened once in an e2e run. Ports below the
 ephemeral range are never handed out as source ports.
+
+Tests run side by side (pytest-xdist) each take their own slice of that range
+(``share()``), so that two of them never probe the same port at the same time
+and both bind it.
 """
 
+import os
 import random
 import socket
 
@@ -23,13 +28,36 @@ def _ephemeral_low():
         return 32768  # Linux's default
 
 
+def share(environ=None):
+    """(index, count): this process's slice of what the sandbox hands out, among the pytest-xdist workers.
+
+    A worker's name is ``gw<index>`` (PYTEST_XDIST_WORKER) among PYTEST_XDIST_WORKER_COUNT; (0, 1)
+    outside pytest-xdist. Processes a test starts inherit both variables, hence its slice.
+    """
+    environ = os.environ if environ is None else environ
+    try:
+        count = int(environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        index = int(environ.get("PYTEST_XDIST_WORKER", "gw0")[2:])
+    except ValueError:
+        return 0, 1
+    return (index, count) if 0 <= index < count else (0, 1)
+
+
+def port_range(environ=None):
+    """[low, high): the ports free_port picks from in this process, its share() of those below the ephemeral range."""
+    low, high = LOWEST_PORT, max(LOWEST_PORT + 1000, _ephemeral_low())
+    index, count = share(environ)
+    size = (high - low) // count
+    return low + index * size, low + (index + 1) * size
+
+
 def free_port(ips=("127.0.0.1",), taken=()):
-    """A TCP port nobody listens on on any of ``ips`` right now, below the ephemeral range, not in ``taken``."""
+    """A TCP port nobody listens on on any of ``ips`` right now, from port_range(), not in ``taken``."""
     if isinstance(ips, str):
         ips = (ips,)
-    high = max(LOWEST_PORT + 1000, _ephemeral_low())
+    low, high = port_range()
     for _ in range(500):
-        port = random.randrange(LOWEST_PORT, high)
+        port = random.randrange(low, high)
         if port in taken:
             continue
         try:
@@ -40,4 +68,4 @@ def free_port(ips=("127.0.0.1",), taken=()):
         except OSError:
             continue
         return port
-    raise RuntimeError("no free port on %s below %d" % (", ".join(ips), high))
+    raise RuntimeError("no free port on %s from %d to %d" % (", ".join(ips), low, high - 1))

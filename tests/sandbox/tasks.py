@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from tests.sandbox.ports import free_port  # noqa: F401 (tests import it from here too)
+from tests.sandbox.ports import free_port, share  # noqa: F401 (tests import free_port from here too)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,6 +43,7 @@ PARENT_POLL_INTERVAL_S = 0.5
 DRAIN_LIMIT_S = 30.0
 LISTEN_BACKLOG = 128
 TASK_HOST = "127.0.0.1"
+IP_PER_TASK_ADDRESSES = 254 * 254
 
 
 # ---------------------------------------------------------------- the task
@@ -179,7 +180,10 @@ class ProcessLauncher:
         self.tag = tag or (str(self.workdir) if self.workdir else "zdd-sandbox-%d-%d" % (os.getpid(), id(self)))
         self._tasks: Dict[str, _Task] = {}
         self._ports_used = set()
-        self._next_ip_index = 1
+        # IP-per-task addresses: this process's share() of 127.0.1.1 .. 127.0.254.254
+        index, count = share()
+        block = IP_PER_TASK_ADDRESSES // count
+        self._next_ip_index, self._end_ip_index = 1 + index * block, 1 + (index + 1) * block
         self._lock = threading.Lock()
         self._closed = False
         atexit.register(self.close)
@@ -195,7 +199,7 @@ class ProcessLauncher:
 
     def _task_ip(self, container_port):
         # 127.0.1.1 .. 127.0.254.254: one loopback address per task.
-        while self._next_ip_index < 254 * 254:
+        while self._next_ip_index < self._end_ip_index:
             index = self._next_ip_index
             self._next_ip_index += 1
             ip = "127.0.%d.%d" % (1 + (index - 1) // 254, 1 + (index - 1) % 254)
