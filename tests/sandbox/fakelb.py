@@ -233,7 +233,8 @@ class FakeMarathonLB:
         self._reload_until = None
         self.reloads_started = 0
         self.show_worker_age = True
-        self._worker_started = sim.clock.monotonic()
+        # (no simulator: a ProxiedMarathonLB, whose pages and worker ages are the real upstream's)
+        self._worker_started = sim.clock.monotonic() if sim is not None else None
         self.worker_starts = [self._worker_started]  # when each worker started, on the simulator's clock
         self._sessions = {}
         self._history = []
