@@ -430,7 +430,7 @@ class LbView:
     """What one marathon-lb instance showed in one poll."""
 
     url: str
-    pids: int = None  # None: not read (only before a kill or a delete), or the PID request failed
+    pids: tuple = None  # its HAProxy PIDs; None: not read (only when asked, see with_pids), or the request failed
     listeners: tuple = None  # None: the stats (or the PID request after them) failed
     error: str = None
     source: str = dataclasses.field(default=None, repr=False)  # the URL read, credentials and all
@@ -440,6 +440,11 @@ class LbView:
     serving_since: float = None  # the first of zdd's reads in a row served by this same worker (track_reads)
     # server name -> the first of zdd's reads in a row that showed it drained or not listed (track_reads)
     quiet_since: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def reloading(self):
+        """Whether more HAProxy processes run than at rest (an old worker still serves); None: PIDs not read."""
+        return None if self.pids is None else len(self.pids) > RESTING_PID_COUNT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1291,8 +1296,8 @@ def _lb_problem(lbs):
     for lb in lbs:
         if lb.listeners is None:
             return f"marathon-lb {lb.url} did not answer ({lb.error})", True
-        if lb.pids is not None and lb.pids > RESTING_PID_COUNT:
-            return f"marathon-lb {lb.url} is reloading ({lb.pids} HAProxy PIDs)", False
+        if lb.reloading:
+            return f"marathon-lb {lb.url} is reloading ({len(lb.pids)} HAProxy PIDs)", False
         doubt = next((listener.doubt for listener in lb.listeners if listener.doubt), None)
         if doubt is not None:
             return f"marathon-lb {lb.url} gave a doubtful stats row ({doubt})", True
@@ -2388,7 +2393,7 @@ class MarathonLbClient:
             return view
         url = view.source + PIDS_PATH
         try:
-            return dataclasses.replace(view, pids=len(parse_pids(self._get(url))))
+            return dataclasses.replace(view, pids=parse_pids(self._get(url)))
         except RequestFailed as exc:
             return dataclasses.replace(view, listeners=None, error=str(exc))
         except ValueError as exc:
@@ -3308,11 +3313,12 @@ def _describe_step(step):
 
 
 def _lb_counts(lb):
+    pids = None if lb.pids is None else len(lb.pids)  # the poll event counts them; --status lists them
     if lb.listeners is None:
-        return {"url": lb.url, "pids": lb.pids, "error": lb.error}
+        return {"url": lb.url, "pids": pids, "error": lb.error}
     return {
         "url": lb.url,
-        "pids": lb.pids,
+        "pids": pids,
         "up": sum(1 for listener in lb.listeners if listener.up),
         "maint": sum(1 for listener in lb.listeners if listener.maint),
         "drained": sum(1 for listener in lb.listeners if listener.drained),
@@ -3589,8 +3595,7 @@ def _lb_view(lb):
     """The LbView ``decide`` reads; PIDs not read count as at rest (the stats are what it was given)."""
     if lb.listeners is None:
         return LbView(url=lb.url, error=lb.error)
-    pids = RESTING_PID_COUNT if lb.pids is None else len(lb.pids)
-    return LbView(url=lb.url, pids=pids, listeners=lb.listeners, error=lb.error)
+    return LbView(url=lb.url, pids=lb.pids, listeners=lb.listeners, error=lb.error)
 
 
 def render_status(status):
