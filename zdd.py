@@ -2351,53 +2351,67 @@ class MarathonLbClient:
         finally:
             self.http.session.close()
 
-    def observe(self, backend):
-        """One LbView per marathon-lb instance; a failing instance shows as such, it does not raise."""
+    def observe(self, backend, attempts=1, for_status=False):
+        """One LbView per marathon-lb instance; a failing instance shows as such, it does not raise.
+
+        The stats page is asked up to ``attempts`` times: a deployment asks
+        once, its next poll asks again; --status, which has no next poll,
+        asks more. ``for_status``: a page that is not stats CSV is reported
+        with the request it answered, as --status has always shown it.
+        """
         try:
             urls = self.instances()
         except LbFailed as exc:
             return (LbView(url=redact_url(self.given[0]), error=str(exc)),)
         try:
-            return tuple(self._observe_one(url.rstrip("/"), backend) for url in urls)
+            return tuple(self._observe_one(url.rstrip("/"), backend, attempts, for_status) for url in urls)
         finally:
             # No idle connection between polls: HAProxy keeps an old worker alive for an idle
             # keep-alive connection after a reload, and zdd would then wait on its own connection.
             self.http.session.close()
 
-    def _observe_one(self, url, backend):
+    def _observe_one(self, url, backend, attempts, for_status):
         shown = redact_url(url)  # LbView.url is printed in progress lines and JSON events
+        stats_url = url + stats_path(backend)
         try:
-            text = self._get(url + stats_path(backend))
+            text = self._get(stats_url, attempts)
             return LbView(url=shown, listeners=parse_stats(text, backend), source=url,
                           read_at=self.http.clock.monotonic(), worker_age_s=parse_worker_age(text))
-        except (RequestFailed, ValueError) as exc:
+        except RequestFailed as exc:
             return LbView(url=shown, error=str(exc), source=url)
+        except ValueError as exc:
+            error = f"GET {redact_url(stats_url)} is not HAProxy's stats CSV ({exc})" if for_status else str(exc)
+            return LbView(url=shown, error=error, source=url)
 
-    def with_pids(self, views):
-        """``views`` (from ``observe``) with each marathon-lb's HAProxy PID count, read now, after its stats.
+    def with_pids(self, views, skip=(), for_status=False):
+        """``views`` (from ``observe``) with each marathon-lb's HAProxy PIDs, read now, after its stats, once.
 
-        Read only before a kill or a delete: marathon-lb's getpids forks inside
-        HAProxy's worker, which can cut requests it serves. Read after the
-        stats, a reload in progress at any moment of the stats read still shows
-        (more than 2 PIDs) unless its old worker has finished every connection.
-        A failed read, or an answer that is not a list of PIDs (``parse_pids``),
-        shows as a marathon-lb that did not answer.
+        Read only when needed (before a kill or a delete; by --status, once per
+        marathon-lb, never for the URLs in ``skip``): marathon-lb's getpids
+        forks inside HAProxy's worker, which can cut requests it serves; so it
+        is never retried either. Read after the stats, a reload in progress at
+        any moment of the stats read still shows (more than 2 PIDs) unless its
+        old worker has finished every connection. A failed read, or an answer
+        that is not a list of PIDs (``parse_pids``), shows as a marathon-lb
+        that did not answer; ``for_status``: as one whose stats were read and
+        whose PIDs are unknown (``error`` set, ``listeners`` kept).
         """
         try:
-            return tuple(self._with_pids_one(view) for view in views)
+            return tuple(view if view.url in skip else self._with_pids_one(view, for_status) for view in views)
         finally:
             self.http.session.close()
 
-    def _with_pids_one(self, view):
+    def _with_pids_one(self, view, for_status):
         if view.listeners is None:
             return view
         url = view.source + PIDS_PATH
         try:
             return dataclasses.replace(view, pids=parse_pids(self._get(url)))
         except RequestFailed as exc:
-            return dataclasses.replace(view, listeners=None, error=str(exc))
+            error = str(exc)
         except ValueError as exc:
-            return dataclasses.replace(view, listeners=None, error=f"GET {redact_url(url)} answered {exc}")
+            error = f"GET {redact_url(url)} " + ("did not answer a list of PIDs" if for_status else f"answered {exc}")
+        return dataclasses.replace(view, listeners=view.listeners if for_status else None, error=error)
 
     def _get(self, url, attempts=1):
         response = self.http.request("GET", url, attempts=attempts)
@@ -3364,23 +3378,13 @@ DEFAULT_TERMINAL_LINES = 24
 
 
 @dataclasses.dataclass(frozen=True)
-class LbReading:
-    """What --status read from one marathon-lb."""
-
-    url: str
-    listeners: tuple = None  # the group backend's Listener rows; None: the stats request failed
-    pids: tuple = None  # HAProxy PIDs; None: not read (see read_lbs_for_status) or the request failed
-    error: str = None
-
-
-@dataclasses.dataclass(frozen=True)
 class GroupReading:
     """Everything --status read, prepared for ``group_status`` (no I/O is left to do)."""
 
     group: str
     backend: str
     apps: tuple = ()  # the group's apps with their tasks, oldest deployment first
-    lbs: tuple = ()  # one LbReading per marathon-lb
+    lbs: tuple = ()  # one LbView per marathon-lb
     addresses: dict = dataclasses.field(default_factory=dict)  # task host -> its address (None: no address)
     error: str = None  # Marathon did not answer: nothing else was read
 
@@ -3448,55 +3452,13 @@ class GroupStatus:
         return dataclasses.asdict(self)
 
 
-def read_lbs_for_status(lbs, backend, pids_known=()):
-    """Each marathon-lb's group listeners, then its PIDs, unless its URL is in ``pids_known``.
-
-    The stats page is safe to poll; ``/_haproxy_getpids`` is not free:
-    marathon-lb's Lua service forks ``pidof`` inside a multi-threaded HAProxy
-    worker, which can break requests that worker is serving. So the PIDs are
-    read after the stats, once, and never retried.
-    """
-    try:
-        urls = lbs.instances()
-    except LbFailed as exc:
-        return (LbReading(url=redact_url(lbs.given[0]), error=str(exc)),)
-    try:
-        return tuple(_read_lb_for_status(lbs.http, url.rstrip("/"), backend, redact_url(url.rstrip("/"))
-                                         not in pids_known) for url in urls)
-    finally:
-        lbs.http.session.close()  # no idle connection left to keep an old HAProxy worker alive
-
-
-def _read_lb_for_status(http, url, backend, read_pids):
-    shown = redact_url(url)
-    stats_url = url + stats_path(backend)
-    try:
-        listeners = parse_stats(_lb_text(http, stats_url, GET_ATTEMPTS), backend)
-    except RequestFailed as exc:
-        return LbReading(url=shown, error=str(exc))
-    except ValueError as exc:
-        return LbReading(url=shown, error=f"GET {redact_url(stats_url)} is not HAProxy's stats CSV ({exc})")
-    if not read_pids:
-        return LbReading(url=shown, listeners=listeners)
-    try:
-        pids = parse_pids(_lb_text(http, url + PIDS_PATH, 1))
-    except RequestFailed as exc:
-        return LbReading(url=shown, listeners=listeners, error=str(exc))
-    except ValueError:
-        return LbReading(url=shown, listeners=listeners,
-                         error=f"GET {redact_url(url + PIDS_PATH)} did not answer a list of PIDs")
-    return LbReading(url=shown, listeners=listeners, pids=pids)
-
-
-def _lb_text(http, url, attempts):
-    response = http.request("GET", url, attempts=attempts)
-    if response.status_code != 200:
-        raise RequestFailed(f"GET {redact_url(url)} answered HTTP {response.status_code}")
-    return response.text
-
-
 def read_group(marathon, lbs, app, pids_known=(), resolve=resolve_host):
-    """Read the group of ``app`` from Marathon and every marathon-lb; only GET requests."""
+    """Read the group of ``app`` from Marathon and every marathon-lb; only GET requests.
+
+    Each marathon-lb's stats, asked GET_ATTEMPTS times (a status has no next
+    poll to wait for), then its PIDs, unless its URL is in ``pids_known``:
+    ``MarathonLbClient.with_pids`` says why they are read sparingly.
+    """
     group = deployment_group(app)
     listed = group_apps(marathon.list_apps(), group)
     apps = tuple(sort_deploys(found for found in (marathon.get_app(a["id"], missing_ok=True) for a in listed)
@@ -3504,7 +3466,9 @@ def read_group(marathon, lbs, app, pids_known=(), resolve=resolve_host):
     port = ((apps[-1].get("labels") or {}).get(LABEL_PORT) if apps else None) or service_port(app)
     backend = backend_name(group, port)
     hosts = {task.get("host") or "" for found in apps for task in found.get("tasks") or []}
-    return GroupReading(group=group, backend=backend, apps=apps, lbs=read_lbs_for_status(lbs, backend, pids_known),
+    views = lbs.with_pids(lbs.observe(backend, attempts=GET_ATTEMPTS, for_status=True), skip=pids_known,
+                          for_status=True)
+    return GroupReading(group=group, backend=backend, apps=apps, lbs=views,
                         addresses={host: resolve(host) for host in hosts})
 
 
@@ -3564,8 +3528,7 @@ def _verdict(reading, options):
     if converging:
         finish = resume_command(argv, "--complete-cur")
     plan = plan_swap(new_app, old_app, options, hybrid=bool(hybrid_goal) and not converging)
-    observation = named(Observation(new_app, old_app, tuple(_lb_view(lb) for lb in reading.lbs)),
-                        reading.addresses.get)
+    observation = named(Observation(new_app, old_app, reading.lbs), reading.addresses.get)
     step = decide(observation, plan, 0.0, math.inf)
     new_colour, old_colour = colour_of(new_app) or new_app["id"], colour_of(old_app) or old_app["id"]
     extra = f" ({len(apps) - 2} older app(s) of the group are left alone)" if len(apps) > 2 else ""
@@ -3589,13 +3552,6 @@ def _verdict(reading, options):
 def _status_flag(word):
     """Whether ``word`` is --status or --watch, also abbreviated as argparse accepts them (``--stat``)."""
     return len(word) > 3 and word.startswith("--") and any(flag.startswith(word) for flag in STATUS_FLAGS)
-
-
-def _lb_view(lb):
-    """The LbView ``decide`` reads; PIDs not read count as at rest (the stats are what it was given)."""
-    if lb.listeners is None:
-        return LbView(url=lb.url, error=lb.error)
-    return LbView(url=lb.url, pids=lb.pids, listeners=lb.listeners, error=lb.error)
 
 
 def render_status(status):
