@@ -3417,18 +3417,6 @@ class ListenerCounts:
 
 
 @dataclasses.dataclass(frozen=True)
-class LbState:
-    """One marathon-lb as --status shows it."""
-
-    url: str
-    pids: tuple  # None: not read
-    reloading: bool  # None: the PIDs were not read
-    error: str
-    listeners: tuple  # ListenerCounts per app; None: the stats were not read
-    unmatched: int  # listeners of the backend that match no task of the group
-
-
-@dataclasses.dataclass(frozen=True)
 class GroupStatus:
     """The state of one deployment group: the ``status`` event, and what the text view shows."""
 
@@ -3437,7 +3425,7 @@ class GroupStatus:
     state: str  # empty, at_rest, in_progress, stuck, hybrid or unreadable
     summary: str
     apps: tuple = ()
-    lbs: tuple = ()
+    lbs: tuple = ()  # one LbView per marathon-lb, as read
     step: int = None
     steps: int = None
     new_schedule: tuple = ()
@@ -3446,10 +3434,34 @@ class GroupStatus:
     next_step: str = None
     finish_command: str = None
     back_command: str = None
+    servers: dict = dataclasses.field(default_factory=dict, repr=False)  # app id -> its tasks' server names
 
     def fields(self):
-        """The ``status`` event's fields."""
-        return dataclasses.asdict(self)
+        """The ``status`` event's fields: each marathon-lb's as in the text view, not the whole LbView read."""
+        fields = dataclasses.asdict(dataclasses.replace(self, lbs=(), servers={}))
+        del fields["servers"]  # only to count the listeners by
+        fields["lbs"] = tuple(self._lb_fields(lb) for lb in self.lbs)
+        return fields
+
+    def _lb_fields(self, lb):
+        """One marathon-lb in the event: what the text shows, never its ``source`` (credentials) nor timing."""
+        counts, unmatched = self.listener_counts(lb)
+        return {"url": lb.url, "pids": lb.pids, "reloading": lb.reloading, "error": lb.error,
+                "listeners": None if counts is None else tuple(dataclasses.asdict(each) for each in counts),
+                "unmatched": unmatched}
+
+    def listener_counts(self, lb):
+        """``lb``'s listeners counted per app of the group (None: no stats read), and how many match no task of it."""
+        listeners = lb.listeners or ()
+        counts = []
+        for app in self.apps:
+            own = [listener for listener in listeners if listener.svname in self.servers[app.id]]
+            counts.append(ListenerCounts(app=app.id, colour=app.colour, up=sum(1 for x in own if x.up),
+                                         maint=sum(1 for x in own if x.maint),
+                                         drained=sum(1 for x in own if x.drained)))
+        known = set().union(*self.servers.values())
+        unmatched = sum(1 for listener in listeners if listener.svname not in known)
+        return (None if lb.listeners is None else tuple(counts)), unmatched
 
 
 def read_group(marathon, lbs, app, pids_known=(), resolve=resolve_host):
@@ -3484,7 +3496,7 @@ def group_status(reading, options):
     verdict = _verdict(reading, options)
     return GroupStatus(group=reading.group, backend=reading.backend,
                        apps=tuple(_app_state(found, roles.get(found["id"])) for found in apps),
-                       lbs=tuple(_lb_state(lb, apps, names) for lb in reading.lbs), **verdict)
+                       lbs=reading.lbs, servers=names, **verdict)
 
 
 def _app_state(app, role):
@@ -3494,19 +3506,6 @@ def _app_state(app, role):
                     healthy=sum(1 for task in tasks if is_routable(app, task)), target=deployment_target(app),
                     started_at=(app.get("labels") or {}).get(LABEL_STARTED_AT), hybrid_goal=hybrid_goal_of(app),
                     marathon_deployment=bool(app.get("deployments")))
-
-
-def _lb_state(lb, apps, names):
-    listeners = lb.listeners or ()
-    counts = []
-    for found in apps:
-        own = [listener for listener in listeners if listener.svname in names[found["id"]]]
-        counts.append(ListenerCounts(app=found["id"], colour=colour_of(found), up=sum(1 for x in own if x.up),
-                                     maint=sum(1 for x in own if x.maint), drained=sum(1 for x in own if x.drained)))
-    known = set().union(*names.values()) if names else set()
-    return LbState(url=lb.url, pids=lb.pids, reloading=None if lb.pids is None else len(lb.pids) > RESTING_PID_COUNT,
-                   error=lb.error, listeners=tuple(counts) if lb.listeners is not None else None,
-                   unmatched=sum(1 for listener in listeners if listener.svname not in known))
 
 
 def _verdict(reading, options):
@@ -3571,22 +3570,7 @@ def render_status(status):
     else:
         lines.append("no app in the group")
     for lb in status.lbs:
-        lines.append("")
-        if lb.listeners is None:
-            lines.append(f"marathon-lb {lb.url}: did not answer: {lb.error}")
-            continue
-        if lb.pids is not None:
-            pids = f"PIDs {' '.join(map(str, lb.pids))} ({'reloading' if lb.reloading else 'not reloading'})"
-        elif lb.error is not None:
-            pids = f"PIDs unknown: {lb.error}"
-        else:
-            pids = "PIDs not read again (a read forks inside HAProxy)"
-        lines.append(f"marathon-lb {lb.url}: {pids}")
-        rows = [(f"  {counts.colour or '-'}", counts.app, f"UP {counts.up}", f"MAINT {counts.maint}",
-                 f"drained {counts.drained}") for counts in lb.listeners]
-        lines += _table(rows) if rows else []
-        if lb.unmatched:
-            lines.append(f"  {lb.unmatched} listener(s) match no task of the group")
+        lines += [""] + _lb_lines(status, lb)
     lines.append("")
     if status.new_schedule:
         new_app = next(app for app in status.apps if app.role == "new")
@@ -3598,6 +3582,26 @@ def render_status(status):
         lines.append(f"to finish:  {status.finish_command}")
     if status.back_command:
         lines.append(f"to go back: {status.back_command}")
+    return lines
+
+
+def _lb_lines(status, lb):
+    """One marathon-lb in the text view: its PIDs, then its listeners counted per app of the group."""
+    if lb.listeners is None:
+        return [f"marathon-lb {lb.url}: did not answer: {lb.error}"]
+    if lb.pids is not None:
+        pids = f"PIDs {' '.join(map(str, lb.pids))} ({'reloading' if lb.reloading else 'not reloading'})"
+    elif lb.error is not None:
+        pids = f"PIDs unknown: {lb.error}"
+    else:
+        pids = "PIDs not read again (a read forks inside HAProxy)"
+    lines = [f"marathon-lb {lb.url}: {pids}"]
+    counts, unmatched = status.listener_counts(lb)
+    rows = [(f"  {each.colour or '-'}", each.app, f"UP {each.up}", f"MAINT {each.maint}", f"drained {each.drained}")
+            for each in counts]
+    lines += _table(rows) if rows else []
+    if unmatched:
+        lines.append(f"  {unmatched} listener(s) match no task of the group")
     return lines
 
 
