@@ -427,12 +427,12 @@ class Listener:
 
 @dataclasses.dataclass(frozen=True)
 class LbView:
-    """What one marathon-lb instance showed in one poll."""
+    """What one marathon-lb instance showed in one read (``MarathonLbClient``): a deployment's poll, or --status."""
 
     url: str
     pids: tuple = None  # its HAProxy PIDs; None: not read (only when asked, see with_pids), or the request failed
-    listeners: tuple = None  # None: the stats (or the PID request after them) failed
-    error: str = None
+    listeners: tuple = None  # None: the stats (or, but for --status, the PID request after them) failed
+    error: str = None  # why the stats or the PIDs were not read
     source: str = dataclasses.field(default=None, repr=False)  # the URL read, credentials and all
     # When and from which worker the stats came (docs/behaviour.rst, 'Old HAProxy workers'):
     read_at: float = None  # zdd's monotonic clock once the stats had come: the worker serving them was taking requests
