@@ -122,7 +122,7 @@ def test_a_stats_page_zdd_cannot_read_is_a_marathon_lb_that_does_not_answer(worl
 @pytest.mark.parametrize("failure, timeout_s, cause", [
     ("trickle", "0.5", f"failed after {zdd.GET_ATTEMPTS} attempts: no whole answer within the request timeout (0.5 s)"),
     ("bomb", "10", "failed: an answer larger than 64 MiB"),
-])
+], ids=["trickle", "bomb"])
 def test_status_bounds_a_stats_page_as_a_deployment_does(world, app_path, failure, timeout_s, cause):
     """--status reads marathon-lb with the deployment's reader: the same bounds, its own GET_ATTEMPTS tries."""
     seed_blue(world, 3)
