@@ -427,12 +427,12 @@ class Listener:
 
 @dataclasses.dataclass(frozen=True)
 class LbView:
-    """What one marathon-lb instance showed in one poll."""
+    """What one marathon-lb instance showed in one read (``MarathonLbClient``): a deployment's poll, or --status."""
 
     url: str
-    pids: int = None  # None: not read (only before a kill or a delete), or the PID request failed
-    listeners: tuple = None  # None: the stats (or the PID request after them) failed
-    error: str = None
+    pids: tuple = None  # its HAProxy PIDs; None: not read (only when asked, see with_pids), or the request failed
+    listeners: tuple = None  # None: the stats (or, but for --status, the PID request after them) failed
+    error: str = None  # why the stats or the PIDs were not read
     source: str = dataclasses.field(default=None, repr=False)  # the URL read, credentials and all
     # When and from which worker the stats came (docs/behaviour.rst, 'Old HAProxy workers'):
     read_at: float = None  # zdd's monotonic clock once the stats had come: the worker serving them was taking requests
@@ -440,6 +440,11 @@ class LbView:
     serving_since: float = None  # the first of zdd's reads in a row served by this same worker (track_reads)
     # server name -> the first of zdd's reads in a row that showed it drained or not listed (track_reads)
     quiet_since: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def reloading(self):
+        """Whether more HAProxy processes run than at rest (an old worker still serves); None: PIDs not read."""
+        return None if self.pids is None else len(self.pids) > RESTING_PID_COUNT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1291,8 +1296,8 @@ def _lb_problem(lbs):
     for lb in lbs:
         if lb.listeners is None:
             return f"marathon-lb {lb.url} did not answer ({lb.error})", True
-        if lb.pids is not None and lb.pids > RESTING_PID_COUNT:
-            return f"marathon-lb {lb.url} is reloading ({lb.pids} HAProxy PIDs)", False
+        if lb.reloading:
+            return f"marathon-lb {lb.url} is reloading ({len(lb.pids)} HAProxy PIDs)", False
         doubt = next((listener.doubt for listener in lb.listeners if listener.doubt), None)
         if doubt is not None:
             return f"marathon-lb {lb.url} gave a doubtful stats row ({doubt})", True
@@ -2346,53 +2351,67 @@ class MarathonLbClient:
         finally:
             self.http.session.close()
 
-    def observe(self, backend):
-        """One LbView per marathon-lb instance; a failing instance shows as such, it does not raise."""
+    def observe(self, backend, attempts=1, for_status=False):
+        """One LbView per marathon-lb instance; a failing instance shows as such, it does not raise.
+
+        The stats page is asked up to ``attempts`` times: a deployment asks
+        once, its next poll asks again; --status, which has no next poll,
+        asks more. ``for_status``: a page that is not stats CSV is reported
+        with the request it answered, as --status has always shown it.
+        """
         try:
             urls = self.instances()
         except LbFailed as exc:
             return (LbView(url=redact_url(self.given[0]), error=str(exc)),)
         try:
-            return tuple(self._observe_one(url.rstrip("/"), backend) for url in urls)
+            return tuple(self._observe_one(url.rstrip("/"), backend, attempts, for_status) for url in urls)
         finally:
             # No idle connection between polls: HAProxy keeps an old worker alive for an idle
             # keep-alive connection after a reload, and zdd would then wait on its own connection.
             self.http.session.close()
 
-    def _observe_one(self, url, backend):
+    def _observe_one(self, url, backend, attempts, for_status):
         shown = redact_url(url)  # LbView.url is printed in progress lines and JSON events
+        stats_url = url + stats_path(backend)
         try:
-            text = self._get(url + stats_path(backend))
+            text = self._get(stats_url, attempts)
             return LbView(url=shown, listeners=parse_stats(text, backend), source=url,
                           read_at=self.http.clock.monotonic(), worker_age_s=parse_worker_age(text))
-        except (RequestFailed, ValueError) as exc:
+        except RequestFailed as exc:
             return LbView(url=shown, error=str(exc), source=url)
+        except ValueError as exc:
+            error = f"GET {redact_url(stats_url)} is not HAProxy's stats CSV ({exc})" if for_status else str(exc)
+            return LbView(url=shown, error=error, source=url)
 
-    def with_pids(self, views):
-        """``views`` (from ``observe``) with each marathon-lb's HAProxy PID count, read now, after its stats.
+    def with_pids(self, views, skip=(), for_status=False):
+        """``views`` (from ``observe``) with each marathon-lb's HAProxy PIDs, read now, after its stats, once.
 
-        Read only before a kill or a delete: marathon-lb's getpids forks inside
-        HAProxy's worker, which can cut requests it serves. Read after the
-        stats, a reload in progress at any moment of the stats read still shows
-        (more than 2 PIDs) unless its old worker has finished every connection.
-        A failed read, or an answer that is not a list of PIDs (``parse_pids``),
-        shows as a marathon-lb that did not answer.
+        Read only when needed (before a kill or a delete; by --status, once per
+        marathon-lb, never for the URLs in ``skip``): marathon-lb's getpids
+        forks inside HAProxy's worker, which can cut requests it serves; so it
+        is never retried either. Read after the stats, a reload in progress at
+        any moment of the stats read still shows (more than 2 PIDs) unless its
+        old worker has finished every connection. A failed read, or an answer
+        that is not a list of PIDs (``parse_pids``), shows as a marathon-lb
+        that did not answer; ``for_status``: as one whose stats were read and
+        whose PIDs are unknown (``error`` set, ``listeners`` kept).
         """
         try:
-            return tuple(self._with_pids_one(view) for view in views)
+            return tuple(view if view.url in skip else self._with_pids_one(view, for_status) for view in views)
         finally:
             self.http.session.close()
 
-    def _with_pids_one(self, view):
+    def _with_pids_one(self, view, for_status):
         if view.listeners is None:
             return view
         url = view.source + PIDS_PATH
         try:
-            return dataclasses.replace(view, pids=len(parse_pids(self._get(url))))
+            return dataclasses.replace(view, pids=parse_pids(self._get(url)))
         except RequestFailed as exc:
-            return dataclasses.replace(view, listeners=None, error=str(exc))
+            error = str(exc)
         except ValueError as exc:
-            return dataclasses.replace(view, listeners=None, error=f"GET {redact_url(url)} answered {exc}")
+            error = f"GET {redact_url(url)} " + ("did not answer a list of PIDs" if for_status else f"answered {exc}")
+        return dataclasses.replace(view, listeners=view.listeners if for_status else None, error=error)
 
     def _get(self, url, attempts=1):
         response = self.http.request("GET", url, attempts=attempts)
@@ -3308,11 +3327,12 @@ def _describe_step(step):
 
 
 def _lb_counts(lb):
+    pids = None if lb.pids is None else len(lb.pids)  # the poll event counts them; --status lists them
     if lb.listeners is None:
-        return {"url": lb.url, "pids": lb.pids, "error": lb.error}
+        return {"url": lb.url, "pids": pids, "error": lb.error}
     return {
         "url": lb.url,
-        "pids": lb.pids,
+        "pids": pids,
         "up": sum(1 for listener in lb.listeners if listener.up),
         "maint": sum(1 for listener in lb.listeners if listener.maint),
         "drained": sum(1 for listener in lb.listeners if listener.drained),
@@ -3358,23 +3378,13 @@ DEFAULT_TERMINAL_LINES = 24
 
 
 @dataclasses.dataclass(frozen=True)
-class LbReading:
-    """What --status read from one marathon-lb."""
-
-    url: str
-    listeners: tuple = None  # the group backend's Listener rows; None: the stats request failed
-    pids: tuple = None  # HAProxy PIDs; None: not read (see read_lbs_for_status) or the request failed
-    error: str = None
-
-
-@dataclasses.dataclass(frozen=True)
 class GroupReading:
     """Everything --status read, prepared for ``group_status`` (no I/O is left to do)."""
 
     group: str
     backend: str
     apps: tuple = ()  # the group's apps with their tasks, oldest deployment first
-    lbs: tuple = ()  # one LbReading per marathon-lb
+    lbs: tuple = ()  # one LbView per marathon-lb
     addresses: dict = dataclasses.field(default_factory=dict)  # task host -> its address (None: no address)
     error: str = None  # Marathon did not answer: nothing else was read
 
@@ -3407,18 +3417,6 @@ class ListenerCounts:
 
 
 @dataclasses.dataclass(frozen=True)
-class LbState:
-    """One marathon-lb as --status shows it."""
-
-    url: str
-    pids: tuple  # None: not read
-    reloading: bool  # None: the PIDs were not read
-    error: str
-    listeners: tuple  # ListenerCounts per app; None: the stats were not read
-    unmatched: int  # listeners of the backend that match no task of the group
-
-
-@dataclasses.dataclass(frozen=True)
 class GroupStatus:
     """The state of one deployment group: the ``status`` event, and what the text view shows."""
 
@@ -3427,7 +3425,7 @@ class GroupStatus:
     state: str  # empty, at_rest, in_progress, stuck, hybrid or unreadable
     summary: str
     apps: tuple = ()
-    lbs: tuple = ()
+    lbs: tuple = ()  # one LbView per marathon-lb, as read
     step: int = None
     steps: int = None
     new_schedule: tuple = ()
@@ -3436,61 +3434,43 @@ class GroupStatus:
     next_step: str = None
     finish_command: str = None
     back_command: str = None
+    servers: dict = dataclasses.field(default_factory=dict, repr=False)  # app id -> its tasks' server names
 
     def fields(self):
-        """The ``status`` event's fields."""
-        return dataclasses.asdict(self)
+        """The ``status`` event's fields: each marathon-lb's as in the text view, not the whole LbView read."""
+        fields = dataclasses.asdict(dataclasses.replace(self, lbs=(), servers={}))
+        del fields["servers"]  # only to count the listeners by
+        fields["lbs"] = tuple(self._lb_fields(lb) for lb in self.lbs)
+        return fields
 
+    def _lb_fields(self, lb):
+        """One marathon-lb in the event: what the text shows, never its ``source`` (credentials) nor timing."""
+        counts, unmatched = self.listener_counts(lb)
+        return {"url": lb.url, "pids": lb.pids, "reloading": lb.reloading, "error": lb.error,
+                "listeners": None if counts is None else tuple(dataclasses.asdict(each) for each in counts),
+                "unmatched": unmatched}
 
-def read_lbs_for_status(lbs, backend, pids_known=()):
-    """Each marathon-lb's group listeners, then its PIDs, unless its URL is in ``pids_known``.
-
-    The stats page is safe to poll; ``/_haproxy_getpids`` is not free:
-    marathon-lb's Lua service forks ``pidof`` inside a multi-threaded HAProxy
-    worker, which can break requests that worker is serving. So the PIDs are
-    read after the stats, once, and never retried.
-    """
-    try:
-        urls = lbs.instances()
-    except LbFailed as exc:
-        return (LbReading(url=redact_url(lbs.given[0]), error=str(exc)),)
-    try:
-        return tuple(_read_lb_for_status(lbs.http, url.rstrip("/"), backend, redact_url(url.rstrip("/"))
-                                         not in pids_known) for url in urls)
-    finally:
-        lbs.http.session.close()  # no idle connection left to keep an old HAProxy worker alive
-
-
-def _read_lb_for_status(http, url, backend, read_pids):
-    shown = redact_url(url)
-    stats_url = url + stats_path(backend)
-    try:
-        listeners = parse_stats(_lb_text(http, stats_url, GET_ATTEMPTS), backend)
-    except RequestFailed as exc:
-        return LbReading(url=shown, error=str(exc))
-    except ValueError as exc:
-        return LbReading(url=shown, error=f"GET {redact_url(stats_url)} is not HAProxy's stats CSV ({exc})")
-    if not read_pids:
-        return LbReading(url=shown, listeners=listeners)
-    try:
-        pids = parse_pids(_lb_text(http, url + PIDS_PATH, 1))
-    except RequestFailed as exc:
-        return LbReading(url=shown, listeners=listeners, error=str(exc))
-    except ValueError:
-        return LbReading(url=shown, listeners=listeners,
-                         error=f"GET {redact_url(url + PIDS_PATH)} did not answer a list of PIDs")
-    return LbReading(url=shown, listeners=listeners, pids=pids)
-
-
-def _lb_text(http, url, attempts):
-    response = http.request("GET", url, attempts=attempts)
-    if response.status_code != 200:
-        raise RequestFailed(f"GET {redact_url(url)} answered HTTP {response.status_code}")
-    return response.text
+    def listener_counts(self, lb):
+        """``lb``'s listeners counted per app of the group (None: no stats read), and how many match no task of it."""
+        listeners = lb.listeners or ()
+        counts = []
+        for app in self.apps:
+            own = [listener for listener in listeners if listener.svname in self.servers[app.id]]
+            counts.append(ListenerCounts(app=app.id, colour=app.colour, up=sum(1 for x in own if x.up),
+                                         maint=sum(1 for x in own if x.maint),
+                                         drained=sum(1 for x in own if x.drained)))
+        known = set().union(*self.servers.values())
+        unmatched = sum(1 for listener in listeners if listener.svname not in known)
+        return (None if lb.listeners is None else tuple(counts)), unmatched
 
 
 def read_group(marathon, lbs, app, pids_known=(), resolve=resolve_host):
-    """Read the group of ``app`` from Marathon and every marathon-lb; only GET requests."""
+    """Read the group of ``app`` from Marathon and every marathon-lb; only GET requests.
+
+    Each marathon-lb's stats, asked GET_ATTEMPTS times (a status has no next
+    poll to wait for), then its PIDs, unless its URL is in ``pids_known``:
+    ``MarathonLbClient.with_pids`` says why they are read sparingly.
+    """
     group = deployment_group(app)
     listed = group_apps(marathon.list_apps(), group)
     apps = tuple(sort_deploys(found for found in (marathon.get_app(a["id"], missing_ok=True) for a in listed)
@@ -3498,7 +3478,9 @@ def read_group(marathon, lbs, app, pids_known=(), resolve=resolve_host):
     port = ((apps[-1].get("labels") or {}).get(LABEL_PORT) if apps else None) or service_port(app)
     backend = backend_name(group, port)
     hosts = {task.get("host") or "" for found in apps for task in found.get("tasks") or []}
-    return GroupReading(group=group, backend=backend, apps=apps, lbs=read_lbs_for_status(lbs, backend, pids_known),
+    views = lbs.with_pids(lbs.observe(backend, attempts=GET_ATTEMPTS, for_status=True), skip=pids_known,
+                          for_status=True)
+    return GroupReading(group=group, backend=backend, apps=apps, lbs=views,
                         addresses={host: resolve(host) for host in hosts})
 
 
@@ -3514,7 +3496,7 @@ def group_status(reading, options):
     verdict = _verdict(reading, options)
     return GroupStatus(group=reading.group, backend=reading.backend,
                        apps=tuple(_app_state(found, roles.get(found["id"])) for found in apps),
-                       lbs=tuple(_lb_state(lb, apps, names) for lb in reading.lbs), **verdict)
+                       lbs=reading.lbs, servers=names, **verdict)
 
 
 def _app_state(app, role):
@@ -3524,19 +3506,6 @@ def _app_state(app, role):
                     healthy=sum(1 for task in tasks if is_routable(app, task)), target=deployment_target(app),
                     started_at=(app.get("labels") or {}).get(LABEL_STARTED_AT), hybrid_goal=hybrid_goal_of(app),
                     marathon_deployment=bool(app.get("deployments")))
-
-
-def _lb_state(lb, apps, names):
-    listeners = lb.listeners or ()
-    counts = []
-    for found in apps:
-        own = [listener for listener in listeners if listener.svname in names[found["id"]]]
-        counts.append(ListenerCounts(app=found["id"], colour=colour_of(found), up=sum(1 for x in own if x.up),
-                                     maint=sum(1 for x in own if x.maint), drained=sum(1 for x in own if x.drained)))
-    known = set().union(*names.values()) if names else set()
-    return LbState(url=lb.url, pids=lb.pids, reloading=None if lb.pids is None else len(lb.pids) > RESTING_PID_COUNT,
-                   error=lb.error, listeners=tuple(counts) if lb.listeners is not None else None,
-                   unmatched=sum(1 for listener in listeners if listener.svname not in known))
 
 
 def _verdict(reading, options):
@@ -3558,8 +3527,7 @@ def _verdict(reading, options):
     if converging:
         finish = resume_command(argv, "--complete-cur")
     plan = plan_swap(new_app, old_app, options, hybrid=bool(hybrid_goal) and not converging)
-    observation = named(Observation(new_app, old_app, tuple(_lb_view(lb) for lb in reading.lbs)),
-                        reading.addresses.get)
+    observation = named(Observation(new_app, old_app, reading.lbs), reading.addresses.get)
     step = decide(observation, plan, 0.0, math.inf)
     new_colour, old_colour = colour_of(new_app) or new_app["id"], colour_of(old_app) or old_app["id"]
     extra = f" ({len(apps) - 2} older app(s) of the group are left alone)" if len(apps) > 2 else ""
@@ -3585,14 +3553,6 @@ def _status_flag(word):
     return len(word) > 3 and word.startswith("--") and any(flag.startswith(word) for flag in STATUS_FLAGS)
 
 
-def _lb_view(lb):
-    """The LbView ``decide`` reads; PIDs not read count as at rest (the stats are what it was given)."""
-    if lb.listeners is None:
-        return LbView(url=lb.url, error=lb.error)
-    pids = RESTING_PID_COUNT if lb.pids is None else len(lb.pids)
-    return LbView(url=lb.url, pids=pids, listeners=lb.listeners, error=lb.error)
-
-
 def render_status(status):
     """The text view of a GroupStatus, as lines."""
     lines = [f"group {status.group}, HAProxy backend {status.backend}"]
@@ -3610,22 +3570,7 @@ def render_status(status):
     else:
         lines.append("no app in the group")
     for lb in status.lbs:
-        lines.append("")
-        if lb.listeners is None:
-            lines.append(f"marathon-lb {lb.url}: did not answer: {lb.error}")
-            continue
-        if lb.pids is not None:
-            pids = f"PIDs {' '.join(map(str, lb.pids))} ({'reloading' if lb.reloading else 'not reloading'})"
-        elif lb.error is not None:
-            pids = f"PIDs unknown: {lb.error}"
-        else:
-            pids = "PIDs not read again (a read forks inside HAProxy)"
-        lines.append(f"marathon-lb {lb.url}: {pids}")
-        rows = [(f"  {counts.colour or '-'}", counts.app, f"UP {counts.up}", f"MAINT {counts.maint}",
-                 f"drained {counts.drained}") for counts in lb.listeners]
-        lines += _table(rows) if rows else []
-        if lb.unmatched:
-            lines.append(f"  {lb.unmatched} listener(s) match no task of the group")
+        lines += [""] + _lb_lines(status, lb)
     lines.append("")
     if status.new_schedule:
         new_app = next(app for app in status.apps if app.role == "new")
@@ -3637,6 +3582,26 @@ def render_status(status):
         lines.append(f"to finish:  {status.finish_command}")
     if status.back_command:
         lines.append(f"to go back: {status.back_command}")
+    return lines
+
+
+def _lb_lines(status, lb):
+    """One marathon-lb in the text view: its PIDs, then its listeners counted per app of the group."""
+    if lb.listeners is None:
+        return [f"marathon-lb {lb.url}: did not answer: {lb.error}"]
+    if lb.pids is not None:
+        pids = f"PIDs {' '.join(map(str, lb.pids))} ({'reloading' if lb.reloading else 'not reloading'})"
+    elif lb.error is not None:
+        pids = f"PIDs unknown: {lb.error}"
+    else:
+        pids = "PIDs not read again (a read forks inside HAProxy)"
+    lines = [f"marathon-lb {lb.url}: {pids}"]
+    counts, unmatched = status.listener_counts(lb)
+    rows = [(f"  {each.colour or '-'}", each.app, f"UP {each.up}", f"MAINT {each.maint}", f"drained {each.drained}")
+            for each in counts]
+    lines += _table(rows) if rows else []
+    if unmatched:
+        lines.append(f"  {unmatched} listener(s) match no task of the group")
     return lines
 
 

@@ -83,7 +83,7 @@ class Observer:
                           worker_age_s=zdd.parse_worker_age(text))
         if zdd.reload_check_of([view], self.reload_check) == "getpids":
             with urllib.request.urlopen(lb.url + zdd.PIDS_PATH, timeout=2) as reply:  # after the stats, as zdd
-                view = dataclasses.replace(view, pids=len(reply.read().split()))
+                view = dataclasses.replace(view, pids=zdd.parse_pids(reply.read().decode()))
         return view
 
     def _decide(self, new_app, old_app, lbs):

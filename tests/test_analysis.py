@@ -84,7 +84,7 @@ def poll(*lbs):
     for index, servers in enumerate(lbs):
         listeners = None if servers is None else tuple(
             row(name, stot=stot, hrsp_5xx=failed, rtime=100) for name, (stot, failed) in servers.items())
-        views.append(zdd.LbView(url=f"http://lb{index}", pids=2, listeners=listeners))
+        views.append(zdd.LbView(url=f"http://lb{index}", pids=(4001, 4002), listeners=listeners))
     return zdd.Observation(NEW_APP, OLD_APP, tuple(views))
 
 
@@ -132,7 +132,7 @@ def test_a_window_without_old_traffic_compares_with_the_last_one_that_had_some()
 def test_the_tally_remembers_killed_tasks():
     """A task Marathon no longer lists still has its last requests counted while HAProxy lists it."""
     gone = zdd.Observation(NEW_APP, dict(OLD_APP, tasks=OLD_APP["tasks"][1:]),
-                           (zdd.LbView(url="http://lb0", pids=2, listeners=(row(B1, stot=40),)),))
+                           (zdd.LbView(url="http://lb0", pids=(4001, 4002), listeners=(row(B1, stot=40),)),))
     tally = zdd.tally_traffic(tally_of(poll({B1: (30, 0)})), zdd.named(gone, lambda host: host))
     assert tally.old.requests == 10
 

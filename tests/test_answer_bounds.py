@@ -119,6 +119,22 @@ def test_a_stats_page_zdd_cannot_read_is_a_marathon_lb_that_does_not_answer(worl
     assert writes(world) == []
 
 
+@pytest.mark.parametrize("failure, timeout_s, cause", [
+    ("trickle", "0.5", f"failed after {zdd.GET_ATTEMPTS} attempts: no whole answer within the request timeout (0.5 s)"),
+    ("bomb", "10", "failed: an answer larger than 64 MiB"),
+], ids=["trickle", "bomb"])
+def test_status_bounds_a_stats_page_as_a_deployment_does(world, app_path, failure, timeout_s, cause):
+    """--status reads marathon-lb with the deployment's reader: the same bounds, its own GET_ATTEMPTS tries."""
+    seed_blue(world, 3)
+    world.lb.stats_failure = failure
+    world.lb.bomb_size_bytes = BOMB_SIZE_BYTES
+    code, out, err = run(world, app_path, "--status", "--request-timeout", timeout_s)
+    assert code == zdd.ExitCode.LB_FAILED, err
+    assert f"marathon-lb {world.lb.url}: did not answer: GET {world.lb.url}/haproxy?stats" in out
+    assert f" {cause}\n" in out and "Traceback" not in err
+    assert writes(world) == []
+
+
 def test_a_stats_page_cut_at_the_timeout_mid_deployment_is_waited_out(world, app_path):
     """The stats page trickles for two polls after the create: marathon-lb does not answer, then does; finished."""
     seed_blue(world, 3)

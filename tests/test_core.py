@@ -586,7 +586,7 @@ def mk_app(colour, numbers, instances=None, deployments=()):
             "portDefinitions": [{"port": 10000}]}
 
 
-def lb(listeners, pids=2, url="http://10.9.9.1:9090"):
+def lb(listeners, pids=(4001, 4002), url="http://10.9.9.1:9090"):
     return zdd.LbView(url=url, pids=pids, listeners=tuple(zdd.Listener(*row) for row in listeners))
 
 
@@ -615,9 +615,9 @@ PLAN3 = plan(3)
 @pytest.mark.parametrize("observation, the_plan, waited_s, expected", [
     pytest.param(zdd.Observation(mk_app("green", [1], deployments=[{"id": "d1"}]), OLD3, ()), PLAN3, 0,
                  zdd.Step(wait="the new app's Marathon deployment is in progress"), id="deployment-in-progress"),
-    pytest.param(zdd.Observation(NEW1, OLD3, (lb(DRAINED_B1), lb(DRAINED_B1, pids=3, url="http://10.9.9.2:9090"))),
+    pytest.param(zdd.Observation(NEW1, OLD3, (lb(DRAINED_B1), lb(DRAINED_B1, pids=(4001, 4002, 4003), url="http://10.9.9.2:9090"))),
                  PLAN3, 0, "wait", id="reloading-3-pids"),
-    pytest.param(zdd.Observation(NEW1, OLD3, (zdd.LbView(url="http://10.9.9.1:9090", pids=4),)),
+    pytest.param(zdd.Observation(NEW1, OLD3, (zdd.LbView(url="http://10.9.9.1:9090", pids=(4001, 4002, 4003, 4004)),)),
                  PLAN3, 0, "wait", id="reloading-no-stats"),
     pytest.param(zdd.Observation(NEW1, OLD3, (zdd.LbView(url="http://10.9.9.1:9090", error="refused"),)),
                  PLAN3, 0, "wait", id="lb-did-not-answer"),

@@ -317,7 +317,7 @@ def row(colour, n, status, scur=0):
 
 
 def view(*rows):
-    return (zdd.LbView(url="http://lb", pids=2, listeners=tuple(rows)),)
+    return (zdd.LbView(url="http://lb", pids=(4001, 4002), listeners=tuple(rows)),)
 
 
 def observe(new, old, lbs):

@@ -27,7 +27,7 @@ def listed_drained(*green):
                  id="deployment-waits-without-lbs"),
     pytest.param(restore(RESTORED3, FAILED1, (lb(listed_drained(1)),)), 0, True, zdd.Step(delete_old=True),
                  id="drained-delete"),
-    pytest.param(restore(RESTORED3, FAILED1, (lb(listed_drained(1)), lb(listed_drained(1), pids=3))), 0, True,
+    pytest.param(restore(RESTORED3, FAILED1, (lb(listed_drained(1)), lb(listed_drained(1), pids=(1, 2, 3)))), 0, True,
                  zdd.Step(wait="marathon-lb http://10.9.9.1:9090 is reloading (3 HAProxy PIDs)", bounded=False),
                  id="reload-waits"),
     pytest.param(restore(RESTORED3, FAILED1, (lb([up("blue", 1), up("blue", 2), up("blue", 3), busy("green", 1)]),)),

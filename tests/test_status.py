@@ -263,6 +263,19 @@ def test_a_marathon_lb_whose_pids_fail(world, app_path):
     assert world.lb.pid_polls == 1, "the PIDs are not asked again (each request forks inside HAProxy)"
 
 
+def test_a_marathon_lb_whose_stats_are_not_csv(world, app_path):
+    """The status names the request a page that is not stats CSV answered; no PIDs are asked of it."""
+    seed_blue(world, 3)
+    world.lb.stats_failure = "garbage"
+    code, out, err = status(world, app_path)
+    assert code == zdd.ExitCode.LB_FAILED
+    failure = (f"GET {world.lb.url}/haproxy?stats;csv;scope=nginx_10000 is not HAProxy's stats CSV "
+               "(stats rows before the CSV header)")
+    assert f"marathon-lb {world.lb.url}: did not answer: {failure}" in out.splitlines()
+    assert err.strip().endswith(f"zdd: marathon-lb {world.lb.url} did not answer: {failure}")
+    assert world.lb.pid_polls == 0
+
+
 def test_marathon_down_ends_with_6(world, app_path):
     seed_blue(world, 3)
     world.sim.go_down()

@@ -433,6 +433,7 @@ def test_garbage_stats_are_waited_on_not_crashed_on(world, app_file):
     world.lb.stats_failure = "garbage"
     code, _, err = run(world, app_file(), "--stall-timeout", "100", "--max-wait", "1000")
     assert code == zdd.ExitCode.LB_FAILED
+    assert f"marathon-lb {world.lb.url} did not answer (stats rows before the CSV header)" in err
     assert "Traceback" not in err
 
 
