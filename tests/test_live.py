@@ -25,12 +25,13 @@ import pytest
 
 import zdd
 from tests.helpers import QUIET as BASE_QUIET
-from tests.helpers import SEQUENCE_3, seed_blue, writes, zdd_labels
+from tests.helpers import SEQUENCE_3, run, seed_blue, writes, zdd_labels
 from tests.sandbox.cluster import zdd_command
 from tests.sandbox.world import load_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
-QUIET = (*BASE_QUIET, "--log-format", "%(message)s")
+LOG_FORMAT = ("--log-format", "%(message)s")
+QUIET = (*BASE_QUIET, *LOG_FORMAT)
 REDRAW = re.compile(r"\r\x1b\[(\d+)A\x1b\[J")
 
 
@@ -79,21 +80,12 @@ def a_terminal_that_moves_the_cursor(monkeypatch):
     monkeypatch.setenv("TERM", "xterm")
 
 
-def run(world, app_path, *args, stderr=None, ask=None):
-    out, err = io.StringIO(), stderr if stderr is not None else Terminal()
-    force = () if ask else ("--force",)
-    argv = ["-m", world.sim.url, "-l", world.lb.url, "-j", app_path, *QUIET, *force, *args]
-    code = zdd.main(argv, clock=world.clock, ask=ask or (lambda question: True), stdout=out, stderr=err,
-                    environ={})
-    return code, out.getvalue(), err.getvalue()
-
-
 # --- in process -----------------------------------------------------------------------------------
 
 
 def test_on_a_terminal_the_polls_are_one_block_and_the_actions_stay(world, app_path):
     seed_blue(world, 3)
-    code, _, raw = run(world, app_path)
+    code, _, raw = run(world, app_path, *LOG_FORMAT, stderr=Terminal())
     assert code == 0
     assert writes(world) == SEQUENCE_3, "the live view changes no decision"
     shown = screen(raw)
@@ -157,7 +149,7 @@ def test_a_prompt_clears_the_block_first(world, app_path):
         stderr.write(f"{question} [Y/n] y\n")
         return True
 
-    code, _, raw = run(world, app_path, ask=answer, stderr=stderr)
+    code, _, raw = run(world, app_path, *LOG_FORMAT, ask=answer, stderr=stderr)
     assert code == 0
     shown = screen(raw)
     assert [line for line in shown if "[Y/n]" in line] == ["Continue with deployment? [Y/n] y"] + [
@@ -173,7 +165,7 @@ def test_a_prompt_clears_the_block_first(world, app_path):
 def test_no_live_view_off_a_terminal_or_with_json(world, app_path, monkeypatch, stderr, args, term):
     monkeypatch.setenv("TERM", term)
     seed_blue(world, 3)
-    code, _, raw = run(world, app_path, *args, stderr=stderr)
+    code, _, raw = run(world, app_path, *LOG_FORMAT, *args, stderr=stderr)
     assert code == 0
     assert "\x1b" not in raw
     assert len(re.findall(r"^step \d+: ", raw, re.M)) >= 3, "one line per poll, as before"

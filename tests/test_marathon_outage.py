@@ -254,7 +254,7 @@ def test_the_stall_watch_does_not_count_the_outage(world, app_file):
 # --- during a rollback --------------------------------------------------------------------------
 
 
-def refusing_hook(tmp_path, world, fault):
+def refusing_hook_that_breaks_marathon(tmp_path, world, fault):
     """A pre-kill hook that refuses (exit 1), after starting a Marathon fault through the simulator's control API."""
     control = {"down": ("/_sim/down", {}),
                "503": ("/_sim/faults", {"kind": "error", "status": 503, "client_regex": ZDD_CLIENT})}[fault]
@@ -271,7 +271,7 @@ def refusing_hook(tmp_path, world, fault):
 def test_an_outage_during_a_rollback_is_waited_out(world, app_file, tmp_path):
     """The hook refuses and Marathon answers 503 to zdd for 10 s from then: the rollback waits, then completes."""
     seed_blue(world, 5)
-    hook = refusing_hook(tmp_path, world, "503")
+    hook = refusing_hook_that_breaks_marathon(tmp_path, world, "503")
     outage = Outage(world, "503", start=lambda: world.sim.faults_injected["error"] > 0, for_s=10)
     outage.begin = lambda: None  # the hook began it
     code, events, err = run_json(world, app_file(), "--on-failure", "rollback", "--pre-kill-hook", hook,
@@ -289,7 +289,7 @@ def test_an_outage_during_a_rollback_is_waited_out(world, app_file, tmp_path):
 
 def test_marathon_away_for_good_during_a_rollback_ends_with_14(world, app_file, tmp_path):
     seed_blue(world, 5)
-    hook = refusing_hook(tmp_path, world, "down")
+    hook = refusing_hook_that_breaks_marathon(tmp_path, world, "down")
     outage = Outage(world, "refused", start=lambda: world.sim._server is None)
     code, events, err = run_json(world, app_file(), "--on-failure", "rollback", "--pre-kill-hook", hook,
                             "--stall-timeout", "60", clock=outage)

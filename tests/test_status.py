@@ -12,7 +12,7 @@ import shlex
 import signal
 
 import zdd
-from tests.helpers import QUIET, run, seed_blue, writes
+from tests.helpers import QUIET, refusing_hook, run, seed_blue, writes
 
 
 def never_ask(question):
@@ -75,21 +75,6 @@ def status_event(world, app_path, *args):
 def deploy(world, app_path, *args):
     """A real zdd deployment in the same world (with --force); returns its exit code."""
     return run(world, app_path, *args)[0]
-
-
-def refusing_hook(tmp_path, allowed_calls):
-    """A pre-kill hook that lets ``allowed_calls`` kills through, then exits 3."""
-    count = tmp_path / "hook-count"
-    hook = tmp_path / "hook.py"
-    hook.write_text(
-        "#!/usr/bin/env python3\nimport pathlib, sys\n"
-        f"count = pathlib.Path({str(count)!r})\n"
-        "calls = int(count.read_text()) if count.exists() else 0\n"
-        "count.write_text(str(calls + 1))\n"
-        f"sys.exit(0 if calls < {allowed_calls} else 3)\n"
-    )
-    hook.chmod(0o755)
-    return str(hook)
 
 
 def stopped_at_step_3(world, app_path, tmp_path):
