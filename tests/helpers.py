@@ -139,6 +139,25 @@ def instances(world):
     return {app["id"]: (app["instances"], sum(t["state"] == "TASK_RUNNING" for t in app["tasks"])) for app in apps}
 
 
+class ActingClock:
+    """``clock`` as zdd gets it, calling ``action()`` after each of its sleeps (zdd sleeps between its looks)."""
+
+    def __init__(self, clock, action):
+        self.clock, self.action = clock, action
+
+    def __getattr__(self, name):
+        return getattr(self.clock, name)
+
+    def sleep(self, seconds):
+        self.clock.sleep(seconds)
+        self.action()
+
+
+def options(**changes):
+    """zdd's Options for the pure core, with ``changes``."""
+    return zdd.Options(marathon="http://m:8080", marathon_lb=("http://lb:9090",), json="app.json", **changes)
+
+
 def settle(world, seconds=30):
     """Let ``seconds`` pass on the world's clock; returns ``instances(world)``."""
     world.clock.advance(seconds)

@@ -25,7 +25,7 @@ import pytest
 
 import zdd
 from tests.helpers import QUIET as BASE_QUIET
-from tests.helpers import SEQUENCE_3, run, seed_blue, writes, zdd_labels
+from tests.helpers import SEQUENCE_3, ActingClock, run, seed_blue, writes, zdd_labels
 from tests.sandbox.cluster import zdd_command
 from tests.sandbox.world import load_fixture
 
@@ -106,26 +106,14 @@ def test_the_block_shows_the_step_the_schedule_the_wait_and_how_long(world, app_
     world.lb.extra_pids = [4003]  # reloading for a while: zdd waits in step 1
     stderr = Terminal()
 
-    class ReleaseLater:
-        """The world's clock; marathon-lb stops reloading 20 s in."""
+    start = world.clock.monotonic()
 
-        def __init__(self):
-            self.start = world.clock.monotonic()
+    def release_later():  # marathon-lb stops reloading 20 s in
+        if world.clock.monotonic() - start >= 20:
+            world.lb.extra_pids = []
 
-        def monotonic(self):
-            return world.clock.monotonic()
-
-        def now(self):
-            return world.clock.now()
-
-        def sleep(self, seconds):
-            world.clock.sleep(seconds)
-            if world.clock.monotonic() - self.start >= 20:
-                world.lb.extra_pids = []
-
-    out = io.StringIO()
-    argv = ["-m", world.sim.url, "-l", world.lb.url, "-j", app_path, *QUIET, "--force", "--reload-check", "getpids"]
-    assert zdd.main(argv, clock=ReleaseLater(), ask=lambda question: True, stdout=out, stderr=stderr, environ={}) == 0
+    clock = ActingClock(world.clock, release_later)
+    assert run(world, app_path, *LOG_FORMAT, "--reload-check", "getpids", stderr=stderr, clock=clock)[0] == 0
     raw = stderr.getvalue()
     blocks = [screen(raw[:match.start()]) for match in REDRAW.finditer(raw)]
     waiting = [block for block in blocks if any("is reloading" in line for line in block)]

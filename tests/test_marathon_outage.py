@@ -12,6 +12,7 @@ import pytest
 import zdd
 from tests.helpers import (
     SEQUENCE_3,
+    ActingClock,
     run_json,
     seed_blue,
     seed_half_done,
@@ -23,10 +24,11 @@ from tests.helpers import (
 ZDD_CLIENT = "^zdd/"
 
 
-class Outage:
+class Outage(ActingClock):
     """The world's clock for zdd; Marathon is away from when ``start()`` holds, for ``for_s`` simulated seconds."""
 
     def __init__(self, world, kind, start, for_s=None):
+        super().__init__(world.clock, self.act)
         self.world = world
         self.kind = kind  # "refused", "503" or "dropped"
         self.start = start
@@ -34,17 +36,7 @@ class Outage:
         self.began_at = None
         self.ended_at = None
 
-    def monotonic(self):
-        return self.world.clock.monotonic()
-
-    def now(self):
-        return self.world.clock.now()
-
-    def utcnow(self):
-        return self.world.clock.utcnow()
-
-    def sleep(self, seconds):
-        self.world.clock.sleep(seconds)
+    def act(self):
         now = self.monotonic()
         if self.began_at is None and self.start():
             self.began_at = now

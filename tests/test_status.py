@@ -12,7 +12,7 @@ import shlex
 import signal
 
 import zdd
-from tests.helpers import QUIET, refusing_hook, run, seed_blue, writes
+from tests.helpers import QUIET, ActingClock, refusing_hook, run, seed_blue, writes
 
 
 def never_ask(question):
@@ -289,27 +289,18 @@ def test_watch_without_status_is_refused(world, app_path):
 # --- --watch ------------------------------------------------------------------------------------
 
 
-class CtrlCAfter:
+class CtrlCAfter(ActingClock):
     """The world's clock, raising SIGINT once ``seconds`` have been slept (as Ctrl-C would).
 
     ``then``: (seconds, callable) pairs, each called once that much has been slept.
     """
 
     def __init__(self, clock, seconds, then=()):
-        self.clock, self.seconds, self.start = clock, seconds, clock.slept_s
+        super().__init__(clock, self.act)
+        self.seconds, self.start = seconds, clock.slept_s
         self.then = list(then)
 
-    def monotonic(self):
-        return self.clock.monotonic()
-
-    def now(self):
-        return self.clock.now()
-
-    def utcnow(self):
-        return self.clock.utcnow()
-
-    def sleep(self, seconds):
-        self.clock.sleep(seconds)
+    def act(self):
         slept = self.clock.slept_s - self.start
         for at, action in [(at, action) for at, action in self.then if slept >= at]:
             self.then.remove((at, action))

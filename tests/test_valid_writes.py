@@ -11,7 +11,7 @@ import datetime
 import pytest
 
 import zdd
-from tests.helpers import SEQUENCE_3, run, seed_blue, writes
+from tests.helpers import SEQUENCE_3, options, run, seed_blue, writes
 from tests.sandbox import appschema
 from tests.sandbox.marathon import SCHEMA_VIOLATIONS
 from tests.sandbox.world import load_fixture
@@ -32,10 +32,6 @@ GET_ANSWER_FIELDS = {
 def created_app(world):
     """The body of zdd's POST /v2/apps."""
     return next(record.body for record in world.sim.writes() if record.path == "/v2/apps")
-
-
-def options(**changes):
-    return zdd.Options(marathon="http://m:8080", marathon_lb=("http://lb:9090",), json="app.json", **changes)
 
 
 # --- label values are strings ----------------------------------------------------------------------
