@@ -8,6 +8,7 @@ import http.server
 import io
 import json
 import stat
+import sys
 import threading
 
 import zdd
@@ -29,19 +30,25 @@ def zdd_labels(colour, port, instances, started_at, new_instances=0):
     }
 
 
-def seed_blue(world, instances, fixture="1-nginx-marathon1.5.json", **changes):
-    """blue as zdd deployed it, with ``instances`` running tasks."""
+def seed_blue(world, instances, fixture="1-nginx-marathon1.5.json", labels=None, **changes):
+    """blue as zdd deployed it, with ``instances`` running tasks (and ``labels`` besides zdd's)."""
     return world.seed_app(fixture, id="/nginx-blue", instances=instances,
-                          labels=zdd_labels("blue", 10000, instances, "2025-06-01T10:00:00"), **changes)
+                          labels=dict(zdd_labels("blue", 10000, instances, "2025-06-01T10:00:00"), **(labels or {})),
+                          **changes)
+
+
+def seed_green(world, instances=1, target=3, new_instances=0):
+    """green (the new colour, started after ``seed_blue``'s blue) as zdd left it while deploying it."""
+    green_app = load_fixture("1-nginx-marathon1.5.json")
+    green_app["container"]["portMappings"][0]["servicePort"] = 10001
+    return world.seed_app(green_app, id="/nginx-green", instances=instances,
+                          labels=zdd_labels("green", 10000, target, "2025-06-02T10:00:00", new_instances))
 
 
 def seed_half_done(world, blue=2, green=1, target=3, new_instances=0):
     """blue (old) and green (new) both present, as a stopped deployment leaves them."""
     seed_blue(world, blue)
-    green_app = load_fixture("1-nginx-marathon1.5.json")
-    green_app["container"]["portMappings"][0]["servicePort"] = 10001
-    return world.seed_app(green_app, id="/nginx-green", instances=green,
-                          labels=zdd_labels("green", 10000, target, "2025-06-02T10:00:00", new_instances))
+    return seed_green(world, green, target, new_instances)
 
 
 def lb_routes(world, app_id, count):
@@ -74,13 +81,32 @@ def make_hook(tmp_path, exit_code):
     return str(hook), record
 
 
-def run(world, app_path, *args, ask=None, lbs=None, clock=None, marathon=None):
-    """Run zdd in process, with --force unless ``ask`` answers; returns (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
+def refusing_hook(directory, allowed_calls):
+    """A pre-kill hook (written in ``directory``) that lets ``allowed_calls`` kills through, then exits 3."""
+    count = directory / "hook-count"
+    hook = directory / "hook.py"
+    hook.write_text(
+        f"#!{sys.executable}\nimport pathlib, sys\n"
+        f"count = pathlib.Path({str(count)!r})\n"
+        "calls = int(count.read_text()) if count.exists() else 0\n"
+        "count.write_text(str(calls + 1))\n"
+        f"sys.exit(0 if calls < {allowed_calls} else 3)\n"
+    )
+    hook.chmod(0o755)
+    return str(hook)
+
+
+def run(world, app_path, *args, ask=None, lbs=None, clock=None, marathon=None, stderr=None, environ=None):
+    """Run zdd in process, with --force unless ``ask`` answers; returns (exit code, stdout, stderr).
+
+    ``marathon``, ``lbs`` and ``clock`` default to the world's (``world`` may be None when all three are given);
+    ``stderr`` is a stream to write to (a StringIO by default), ``environ`` zdd's environment (empty by default).
+    """
+    out, err = io.StringIO(), stderr if stderr is not None else io.StringIO()
     force = () if ask else ("--force",)
     argv = ["-m", marathon or world.sim.url, "-l", lbs or world.lb.url, "-j", app_path, *QUIET, *force, *args]
     code = zdd.main(argv, clock=clock or world.clock, ask=ask or (lambda question: True), stdout=out, stderr=err,
-                    environ={})
+                    environ={} if environ is None else environ)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -111,6 +137,25 @@ def instances(world):
     """{app id: (instances, running tasks)} of the apps Marathon has now."""
     apps = world.sim.api_apps(embed_tasks=True)
     return {app["id"]: (app["instances"], sum(t["state"] == "TASK_RUNNING" for t in app["tasks"])) for app in apps}
+
+
+class ActingClock:
+    """``clock`` as zdd gets it, calling ``action()`` after each of its sleeps (zdd sleeps between its looks)."""
+
+    def __init__(self, clock, action):
+        self.clock, self.action = clock, action
+
+    def __getattr__(self, name):
+        return getattr(self.clock, name)
+
+    def sleep(self, seconds):
+        self.clock.sleep(seconds)
+        self.action()
+
+
+def options(**changes):
+    """zdd's Options for the pure core, with ``changes``."""
+    return zdd.Options(marathon="http://m:8080", marathon_lb=("http://lb:9090",), json="app.json", **changes)
 
 
 def settle(world, seconds=30):

@@ -13,7 +13,7 @@ import tracemalloc
 import pytest
 
 import zdd
-from tests.helpers import SEQUENCE_3, run, run_json, seed_blue, settle, writes
+from tests.helpers import SEQUENCE_3, ActingClock, run, run_json, seed_blue, settle, writes
 from tests.sandbox.marathon import gzip_zeros
 
 TRICKLE_GAP_S = 0.01  # /v2/apps of this world is ~2 KB: ~20 s to send whole, each byte far within the timeout
@@ -140,19 +140,14 @@ def test_a_stats_page_cut_at_the_timeout_mid_deployment_is_waited_out(world, app
     seed_blue(world, 3)
     trickled_from = []  # the stats poll count when the trickle began
 
-    class Clock:  # the world's clock; after the create, the next two stats pages trickle
-        def __getattr__(self, name):
-            return getattr(world.clock, name)
+    def trickle_twice():  # after the create, the next two stats pages trickle
+        if not trickled_from and any(record.path == "/v2/apps" for record in world.sim.writes()):
+            trickled_from.append(world.lb.stats_polls)
+            world.lb.stats_failure = "trickle"
+        elif trickled_from and world.lb.stats_polls - trickled_from[0] >= 2:
+            world.lb.stats_failure = None
 
-        def sleep(self, seconds):
-            world.clock.sleep(seconds)
-            if not trickled_from and any(record.path == "/v2/apps" for record in world.sim.writes()):
-                trickled_from.append(world.lb.stats_polls)
-                world.lb.stats_failure = "trickle"
-            elif trickled_from and world.lb.stats_polls - trickled_from[0] >= 2:
-                world.lb.stats_failure = None
-
-    code, _, err = run(world, app_path, "--request-timeout", "0.5", clock=Clock())
+    code, _, err = run(world, app_path, "--request-timeout", "0.5", clock=ActingClock(world.clock, trickle_twice))
     assert code == 0, err
     assert "no whole answer within the request timeout (0.5 s)" in err
     assert writes(world) == SEQUENCE_3

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 import zdd
-from tests.helpers import QUIET, seed_blue
+from tests.helpers import run, seed_blue
 from tests.sandbox.clock import FakeClock
 
 LOGIN_PATH = "/acs/api/v1/auth/login"
@@ -328,13 +328,9 @@ def fronts():
 # --- running zdd ---------------------------------------------------------------------------------
 
 
-def run(marathon_url, lb_url, app, *args, clock=None, environ=None, force=True):
-    """zdd.main in process; returns (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    argv = ["-m", marathon_url, "-l", lb_url, "-j", app, *QUIET, *(("--force",) if force else ()), *args]
-    code = zdd.main(argv, clock=clock or FakeClock(), ask=lambda question: True, stdout=out, stderr=err,
-                    environ={} if environ is None else environ)
-    return code, out.getvalue(), err.getvalue()
+def run_at(marathon_url, lb_url, app, *args, clock=None, environ=None):
+    """tests/helpers.py's ``run`` against these URLs, on a new fake clock unless given; (exit code, stdout, stderr)."""
+    return run(None, app, *args, marathon=marathon_url, lbs=lb_url, clock=clock or FakeClock(), environ=environ)
 
 
 def dcos_json(service_key, login_endpoint):
@@ -359,7 +355,7 @@ def assert_one_line_error(err, *words):
 
 def test_https_marathon_with_the_ca_bundle(fronts, pki, app_path):
     front = fronts(tls=pki.server_context())
-    code, out, err = run(front.url, "http://127.0.0.1:9", app_path, "--dry-run", "--marathon-ca-cert", pki.ca_pem)
+    code, out, err = run_at(front.url, "http://127.0.0.1:9", app_path, "--dry-run", "--marathon-ca-cert", pki.ca_pem)
     assert code == 0, err
     assert ("GET", "/v2/apps", 200) in front.seen
     assert json.loads(out)["id"] == "/nginx-blue"
@@ -370,14 +366,14 @@ def test_https_marathon_with_the_ca_bundle_wins_over_requests_ca_bundle(fronts, 
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", pki.other_ca_pem)
     monkeypatch.setenv("CURL_CA_BUNDLE", pki.other_ca_pem)
     front = fronts(tls=pki.server_context())
-    code, _, err = run(front.url, "http://127.0.0.1:9", app_path, "--dry-run", "--marathon-ca-cert", pki.ca_pem)
+    code, _, err = run_at(front.url, "http://127.0.0.1:9", app_path, "--dry-run", "--marathon-ca-cert", pki.ca_pem)
     assert code == 0, err
     assert ("GET", "/v2/apps", 200) in front.seen
 
 
 def test_https_marathon_without_the_ca_fails_tls_verification(fronts, pki, app_path):
     front = fronts(tls=pki.server_context())
-    code, out, err = run(front.url, "http://127.0.0.1:9", app_path, "--dry-run")
+    code, out, err = run_at(front.url, "http://127.0.0.1:9", app_path, "--dry-run")
     assert code == 6, err
     assert_one_line_error(err, "TLS verification")
     assert front.seen == []
@@ -386,7 +382,8 @@ def test_https_marathon_without_the_ca_fails_tls_verification(fronts, pki, app_p
 
 def test_https_marathon_with_another_ca_fails_tls_verification(fronts, pki, app_path):
     front = fronts(tls=pki.server_context())
-    code, _, err = run(front.url, "http://127.0.0.1:9", app_path, "--dry-run", "--marathon-ca-cert", pki.other_ca_pem)
+    code, _, err = run_at(front.url, "http://127.0.0.1:9", app_path, "--dry-run", "--marathon-ca-cert",
+                          pki.other_ca_pem)
     assert code == 6, err
     assert_one_line_error(err, "TLS verification")
     assert front.seen == []
@@ -397,7 +394,7 @@ def test_https_dcos_login_uses_the_ca_bundle(fronts, pki, service_key, app_path,
     login = fronts(tls=pki.server_context(), acs=acs)
     marathon = fronts(check=acs.authorised)
     credentials = dcos_json(service_key, login.login_url)
-    code, _, err = run(marathon.url, world.lb.url, app_path, "--dry-run", "--marathon-ca-cert", pki.ca_pem,
+    code, _, err = run_at(marathon.url, world.lb.url, app_path, "--dry-run", "--marathon-ca-cert", pki.ca_pem,
                        "--dcos-auth-credentials", credentials, clock=world.clock)
     assert code == 0, err
     assert len(acs.tokens) == 1 and acs.rejected == []
@@ -409,7 +406,7 @@ def test_https_dcos_login_without_the_ca_fails_tls_verification(fronts, pki, ser
     login = fronts(tls=pki.server_context(), acs=acs)
     marathon = fronts(check=acs.authorised)
     credentials = dcos_json(service_key, login.login_url)
-    code, _, err = run(marathon.url, world.lb.url, app_path, "--dry-run", "--dcos-auth-credentials", credentials,
+    code, _, err = run_at(marathon.url, world.lb.url, app_path, "--dry-run", "--dcos-auth-credentials", credentials,
                        clock=world.clock)
     assert code == 6, err
     assert_one_line_error(err, "DC/OS login", "TLS verification")
@@ -422,7 +419,7 @@ def test_everything_over_https_with_dcos_login(fronts, pki, service_key, app_pat
     acs = AcsLogin(service_key[1], world.clock)
     front = fronts(backend=world.sim.handle, tls=pki.server_context(), check=acs.authorised, acs=acs)
     seed_blue(world, 3)
-    code, _, err = run(front.url, world.lb.url, app_path, "--marathon-ca-cert", pki.ca_pem,
+    code, _, err = run_at(front.url, world.lb.url, app_path, "--marathon-ca-cert", pki.ca_pem,
                        "--dcos-auth-credentials", dcos_json(service_key, front.login_url), clock=world.clock)
     assert code == 0, err
     assert {app["id"] for app in world.sim.api_apps()} == {"/nginx-green"}
@@ -446,7 +443,7 @@ def test_several_https_masters_each_with_the_ca_and_its_credentials(fronts, pki,
         extra = ()
     else:
         masters, extra = f"{first.url},{second.url}", ("--auth-credentials", f"{UID}:{PASSWORD}")
-    code, out, err = run(masters, "http://127.0.0.1:9", app_path, "--dry-run", "--marathon-ca-cert", pki.ca_pem,
+    code, out, err = run_at(masters, "http://127.0.0.1:9", app_path, "--dry-run", "--marathon-ca-cert", pki.ca_pem,
                          *extra)
     assert code == 0, err
     assert first.seen == [("GET", "/v2/apps", 503)] and ("GET", "/v2/apps", 200) in second.seen
@@ -466,7 +463,7 @@ def _dcos_world(fronts, world, service_key, **acs_options):
 def test_dcos_logs_in_once_for_a_whole_deployment(fronts, world, service_key, app_path):
     acs, front = _dcos_world(fronts, world, service_key)
     seed_blue(world, 10)
-    code, _, err = run(front.url, world.lb.url, app_path, "--dcos-auth-credentials",
+    code, _, err = run_at(front.url, world.lb.url, app_path, "--dcos-auth-credentials",
                        dcos_json(service_key, front.login_url), clock=world.clock)
     assert code == 0, err
     assert {app["id"] for app in world.sim.api_apps()} == {"/nginx-green"}
@@ -482,7 +479,7 @@ def test_dcos_token_near_expiry_is_refreshed(fronts, world, service_key, app_pat
     acs, front = _dcos_world(fronts, world, service_key, lifetime_s=120)
     seed_blue(world, 10)
     started = world.clock.monotonic()
-    code, _, err = run(front.url, world.lb.url, app_path, "--dcos-auth-credentials",
+    code, _, err = run_at(front.url, world.lb.url, app_path, "--dcos-auth-credentials",
                        dcos_json(service_key, front.login_url), "--min-step-interval", "100", clock=world.clock)
     elapsed = world.clock.monotonic() - started
     assert code == 0, err
@@ -499,7 +496,7 @@ def test_dcos_long_lived_token_is_not_refreshed_during_long_waits(fronts, world,
     acs, front = _dcos_world(fronts, world, service_key, lifetime_s=3600)
     seed_blue(world, 10)
     started = world.clock.monotonic()
-    code, _, err = run(front.url, world.lb.url, app_path, "--dcos-auth-credentials",
+    code, _, err = run_at(front.url, world.lb.url, app_path, "--dcos-auth-credentials",
                        dcos_json(service_key, front.login_url), "--min-step-interval", "100", clock=world.clock)
     assert code == 0, err
     assert world.clock.monotonic() - started > 3 * 120
@@ -510,7 +507,7 @@ def test_dcos_bad_private_key_is_exit_3(fronts, world, service_key, app_path):
     acs, front = _dcos_world(fronts, world, service_key)
     credentials = json.dumps({"uid": UID, "private_key": "-----BEGIN PRIVATE KEY-----\nnot a key\n"
                               "-----END PRIVATE KEY-----\n", "login_endpoint": front.login_url})
-    code, out, err = run(front.url, world.lb.url, app_path, "--dcos-auth-credentials", credentials,
+    code, out, err = run_at(front.url, world.lb.url, app_path, "--dcos-auth-credentials", credentials,
                          clock=world.clock)
     assert code == 3, err
     assert_one_line_error(err, "private key")
@@ -520,7 +517,7 @@ def test_dcos_bad_private_key_is_exit_3(fronts, world, service_key, app_path):
 
 def test_dcos_login_refused_is_exit_6(fronts, world, service_key, app_path):
     acs, front = _dcos_world(fronts, world, service_key, refuse=True)
-    code, _, err = run(front.url, world.lb.url, app_path, "--dcos-auth-credentials",
+    code, _, err = run_at(front.url, world.lb.url, app_path, "--dcos-auth-credentials",
                        dcos_json(service_key, front.login_url), clock=world.clock)
     assert code == 6, err
     assert_one_line_error(err, "DC/OS login", "401")
@@ -532,7 +529,7 @@ def test_dcos_login_with_a_key_the_server_does_not_know_is_refused(fronts, world
     """The fake login really checks the signature: another key is refused, and zdd says so (exit 6)."""
     acs, front = _dcos_world(fronts, world, service_key)
     other = (_pem(_rsa_key()), None)
-    code, _, err = run(front.url, world.lb.url, app_path, "--dcos-auth-credentials",
+    code, _, err = run_at(front.url, world.lb.url, app_path, "--dcos-auth-credentials",
                        dcos_json(other, front.login_url), clock=world.clock)
     assert code == 6, err
     assert_one_line_error(err, "DC/OS login", "401")
@@ -542,7 +539,7 @@ def test_dcos_login_with_a_key_the_server_does_not_know_is_refused(fronts, world
 def test_marathon_refuses_calls_without_a_token(fronts, world, service_key, app_path):
     """The authenticating front is not a no-op: without credentials Marathon answers 401 (exit 6)."""
     _, front = _dcos_world(fronts, world, service_key)
-    code, _, err = run(front.url, world.lb.url, app_path, "--dry-run", clock=world.clock)
+    code, _, err = run_at(front.url, world.lb.url, app_path, "--dry-run", clock=world.clock)
     assert code == 6, err
     assert_one_line_error(err, "401")
 
@@ -551,7 +548,7 @@ def test_dcos_credentials_from_the_environment(fronts, world, service_key, app_p
     acs, front = _dcos_world(fronts, world, service_key)
     seed_blue(world, 3)
     environ = {"DCOS_SERVICE_ACCOUNT_CREDENTIAL": dcos_json(service_key, front.login_url)}
-    code, _, err = run(front.url, world.lb.url, app_path, clock=world.clock, environ=environ)
+    code, _, err = run_at(front.url, world.lb.url, app_path, clock=world.clock, environ=environ)
     assert code == 0, err
     assert {app["id"] for app in world.sim.api_apps()} == {"/nginx-green"}
     assert len(acs.posted) == 1 and front.refused == 0
@@ -566,7 +563,7 @@ def test_dcos_credentials_from_a_file(fronts, world, service_key, app_path, tmp_
     credentials.write_text(dcos_json(service_key, front.login_url) + "\n")
     given = ("--dcos-auth-credentials", str(credentials)) if source == "flag" else ()
     environ = {"DCOS_SERVICE_ACCOUNT_CREDENTIAL": str(credentials)} if source == "env" else {}
-    code, _, err = run(front.url, world.lb.url, app_path, *given, clock=world.clock, environ=environ)
+    code, _, err = run_at(front.url, world.lb.url, app_path, *given, clock=world.clock, environ=environ)
     assert code == 0, err
     assert {app["id"] for app in world.sim.api_apps()} == {"/nginx-green"}
     assert len(acs.posted) == 1 and front.refused == 0
@@ -670,7 +667,7 @@ def test_no_secret_in_any_output(scenario, fronts, world, service_key, app_path,
         world.sim.fail_next("PUT", r"^/v2/apps/nginx-green$", 500, count=1000)
     seed_blue(world, 3)
 
-    code, out, err = run(marathon_url, lb_url, app_path, *argv, clock=world.clock, environ=environ)
+    code, out, err = run_at(marathon_url, lb_url, app_path, *argv, clock=world.clock, environ=environ)
 
     assert code == scenario.code, err
     assert front.refused == 0, "zdd must have sent the credentials (else this test proves nothing)"
@@ -755,7 +752,7 @@ def test_dcos_revoked_token_means_one_new_login(fronts, world, service_key, app_
     acs = RevokingAcs(service_key[1], world.clock)
     front = fronts(backend=world.sim.handle, check=acs.authorised, acs=acs)
     seed_blue(world, 10)
-    code, _, err = run(front.url, world.lb.url, app_path, "--dcos-auth-credentials",
+    code, _, err = run_at(front.url, world.lb.url, app_path, "--dcos-auth-credentials",
                        dcos_json(service_key, front.login_url), clock=world.clock)
     assert code == 0, err
     assert len(acs.posted) == 2

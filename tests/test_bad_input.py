@@ -15,7 +15,7 @@ import threading
 import pytest
 
 import zdd
-from tests.helpers import closed_port_url
+from tests.helpers import closed_port_url, seed_blue, seed_green
 from tests.sandbox.world import load_fixture
 
 ALWAYS_YES = object()  # ask=lambda q: True
@@ -24,22 +24,6 @@ NO_ASK = object()  # main() without ask: it must read a terminal
 
 def base_app():
     return load_fixture("1-nginx-marathon1.5.json")
-
-
-def seed_blue(world, instances=3):
-    world.seed_app(base_app(), id="/nginx-blue", instances=instances, labels={
-        "HAPROXY_DEPLOYMENT_COLOUR": "blue", "HAPROXY_0_PORT": "10000", "HAPROXY_APP_ID": "nginx",
-        "HAPROXY_DEPLOYMENT_STARTED_AT": "2025-01-01T00:00:00", "HAPROXY_DEPLOYMENT_TARGET_INSTANCES": "3",
-        "HAPROXY_DEPLOYMENT_NEW_INSTANCES": "0"})
-
-
-def seed_green(world):
-    app = base_app()
-    app["container"]["portMappings"][0]["servicePort"] = 10001
-    world.seed_app(app, id="/nginx-green", instances=1, labels={
-        "HAPROXY_DEPLOYMENT_COLOUR": "green", "HAPROXY_0_PORT": "10000", "HAPROXY_APP_ID": "nginx",
-        "HAPROXY_DEPLOYMENT_STARTED_AT": "2025-06-01T00:00:00", "HAPROXY_DEPLOYMENT_TARGET_INSTANCES": "3",
-        "HAPROXY_DEPLOYMENT_NEW_INSTANCES": "0"})
 
 
 class Case:
@@ -334,7 +318,7 @@ def assert_refused(world, code, stderr, expected_code):
 
 @pytest.mark.parametrize("build, expected_code", CASES)
 def test_bad_input(world, tmp_path, build, expected_code):
-    seed_blue(world)
+    seed_blue(world, 3)
     case = Case(world, tmp_path)
     try:
         code, _, stderr = run_main(world, build(case))
@@ -347,7 +331,7 @@ def test_bad_input(world, tmp_path, build, expected_code):
 
 def test_format_json_valid_control_reaches_marathon(world, tmp_path):
     """The control case of the format-json rows: valid variables do write, so the refusals above are real."""
-    seed_blue(world)
+    seed_blue(world, 3)
     case = Case(world, tmp_path)
     argv = _format('{"count": 3}', APP_TEMPLATE)(case) + ["--log-level", "ERROR", "--max-wait", "0",
                                                          "--stall-timeout", "1"]
@@ -358,7 +342,7 @@ def test_format_json_valid_control_reaches_marathon(world, tmp_path):
 def test_prompt_without_terminal_and_without_force(world, tmp_path):
     if sys.stdin is not None and sys.stdin.isatty():
         pytest.skip("standard input is a terminal here (pytest -s?): zdd would prompt")
-    seed_blue(world)
+    seed_blue(world, 3)
     code, _, stderr = run_main(world, Case(world, tmp_path).argv(), ask=NO_ASK)
     assert_refused(world, code, stderr, 3)
     assert "--force" in stderr
@@ -372,7 +356,7 @@ def test_first_deploy_with_bad_app_writes_nothing(world, tmp_path):
 
 
 def test_dcos_credentials_from_environment_are_checked(world, tmp_path):
-    seed_blue(world)
+    seed_blue(world, 3)
     stdout, stderr = io.StringIO(), io.StringIO()
     code = zdd.main(Case(world, tmp_path).argv(), clock=world.clock, ask=lambda question: True, stdout=stdout,
                     stderr=stderr, environ={"DCOS_SERVICE_ACCOUNT_CREDENTIAL": "garbage"})
@@ -380,7 +364,7 @@ def test_dcos_credentials_from_environment_are_checked(world, tmp_path):
 
 
 def test_bad_environment_value_is_a_usage_error(world, tmp_path):
-    seed_blue(world)
+    seed_blue(world, 3)
     stdout, stderr = io.StringIO(), io.StringIO()
     code = zdd.main(Case(world, tmp_path).argv(), clock=world.clock, ask=lambda question: True, stdout=stdout,
                     stderr=stderr, environ={"ZDD_STEP_DELAY": "-5"})
@@ -389,7 +373,7 @@ def test_bad_environment_value_is_a_usage_error(world, tmp_path):
 
 @pytest.mark.parametrize("url", ["http://[::1", "http://[::1]:70000", "ftp://marathon"])
 def test_malformed_url_from_the_environment_is_exit_3(world, tmp_path, url):
-    seed_blue(world)
+    seed_blue(world, 3)
     argv = ["-l", world.lb.url, "-j", Case(world, tmp_path).app_file(), "--syslog-socket", "/dev/null"]
     stdout, stderr = io.StringIO(), io.StringIO()
     code = zdd.main(argv, clock=world.clock, ask=lambda question: True, stdout=stdout, stderr=stderr,
@@ -399,7 +383,7 @@ def test_malformed_url_from_the_environment_is_exit_3(world, tmp_path, url):
 
 
 def test_malformed_url_hides_the_password(world, tmp_path):
-    seed_blue(world)
+    seed_blue(world, 3)
     case = Case(world, tmp_path)
     code, _, stderr = run_main(world, case.argv(marathon="http://alice:s3cret@[::1"))
     assert_refused(world, code, stderr, 3)
@@ -415,7 +399,7 @@ def test_bad_app_is_reported_before_the_terminal_check(world, tmp_path, app):
     """Without -f and without a terminal, a bad app JSON is still reported as such (exit 4)."""
     if sys.stdin is not None and sys.stdin.isatty():
         pytest.skip("standard input is a terminal here (pytest -s?)")
-    seed_blue(world)
+    seed_blue(world, 3)
     case = Case(world, tmp_path)
     code, _, stderr = run_main(world, case.argv(app=app(case)), ask=NO_ASK)
     assert_refused(world, code, stderr, 4)
@@ -424,7 +408,7 @@ def test_bad_app_is_reported_before_the_terminal_check(world, tmp_path, app):
 
 def test_dry_run_with_answering_lbs_passes(world, tmp_path):
     """The control case of the dry-run rows above: with every marathon-lb answering, a dry run ends 0."""
-    seed_blue(world)
+    seed_blue(world, 3)
     code, stdout, stderr = run_main(world, Case(world, tmp_path).argv("--dry-run"))
     assert code == 0, stderr
     assert json.loads(stdout)["id"] == "/nginx-green"
@@ -433,7 +417,7 @@ def test_dry_run_with_answering_lbs_passes(world, tmp_path):
 
 def test_resume_dry_run_checks_the_lbs_like_the_real_run(world, tmp_path):
     """--resume --dry-run with a marathon-lb down: exit 5 as the real --resume, and nothing written."""
-    seed_blue(world)
+    seed_blue(world, 3)
     seed_green(world)
     world.lb.down()
     case = Case(world, tmp_path)

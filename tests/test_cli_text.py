@@ -14,7 +14,8 @@ from tests.sandbox.world import load_fixture
 COUNTER = re.compile(r"^.* zdd: step (\d+): .*, waiting: (.*) \(waited (\d+) s in this step\)$")
 
 
-def run(world, tmp_path, *args, labels=None):
+def run_with_labels(world, tmp_path, *args, labels=None):
+    """tests/helpers.py's ``run`` with the nginx app JSON whose labels ``labels`` extends."""
     app = load_fixture("1-nginx-marathon1.5.json")
     app["labels"].update(labels or {})
     path = tmp_path / "app.json"
@@ -68,7 +69,7 @@ def counters(err):
 def test_counter_keeps_counting_while_marathon_deploys(world, tmp_path):
     """New tasks that take 60 s to start: step 1's line counts up from 0 instead of showing 0 s for a minute."""
     seed_blue(world, 3)
-    code, _, err = run(world, tmp_path, "--step-delay", "5", labels={"SIM_START_DELAY_S": "60"})
+    code, _, err = run_with_labels(world, tmp_path, "--step-delay", "5", labels={"SIM_START_DELAY_S": "60"})
     assert code == 0, err
     step_1 = [(reason, seconds) for step, reason, seconds in counters(err) if step == 1]
     deploying = [seconds for reason, seconds in step_1 if "Marathon deployment" in reason]
@@ -79,7 +80,7 @@ def test_counter_keeps_counting_while_marathon_deploys(world, tmp_path):
 
 def test_counter_starts_again_at_each_step(world, tmp_path):
     seed_blue(world, 3)
-    code, _, err = run(world, tmp_path, "--step-delay", "5", labels={"SIM_START_DELAY_S": "12"})
+    code, _, err = run_with_labels(world, tmp_path, "--step-delay", "5", labels={"SIM_START_DELAY_S": "12"})
     assert code == 0, err
     firsts = {}
     for step, _, seconds in counters(err):
@@ -90,7 +91,7 @@ def test_counter_starts_again_at_each_step(world, tmp_path):
 
 def test_waiting_event_carries_the_same_counter(world, tmp_path):
     seed_blue(world, 3)
-    code, out, err = run(world, tmp_path, "--step-delay", "5", "--output", "json",
+    code, out, err = run_with_labels(world, tmp_path, "--step-delay", "5", "--output", "json",
                          labels={"SIM_START_DELAY_S": "30"})
     assert code == 0, err
     waited = [event["waited_s"] for event in map(json.loads, out.splitlines()) if event["event"] == "waiting"]
@@ -105,7 +106,7 @@ def test_waiting_event_carries_the_same_counter(world, tmp_path):
                                            ("json", "on standard output (the app_prepared event)")])
 def test_definition_line_says_where_the_definition_went(world, tmp_path, output, where):
     seed_blue(world, 3)
-    code, out, err = run(world, tmp_path, "--dry-run", "--output", output)
+    code, out, err = run_with_labels(world, tmp_path, "--dry-run", "--output", output)
     assert code == 0, err
     lines = [line.split(" zdd: ", 1)[1] for line in err.splitlines() if "definition" in line]
     assert lines == [f"Final app definition of /nginx-green: {where}"]

@@ -9,6 +9,7 @@ import dateutil.parser
 import pytest
 
 import zdd
+from tests.helpers import options
 from tests.sandbox.world import load_fixture
 
 FIXTURES_DIR = pathlib.Path(__file__).resolve().parent / "fixtures"
@@ -181,10 +182,6 @@ def running_app(shape, colour, port, instances=3):
     if colour:
         app["labels"]["HAPROXY_DEPLOYMENT_COLOUR"] = colour
     return app
-
-
-def options(**changes):
-    return zdd.Options(marathon="http://m:8080", marathon_lb=("http://lb:9090",), json="app.json", **changes)
 
 
 # previous: None, or (colour, port); expected colour and service port of the new app

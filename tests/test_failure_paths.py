@@ -14,7 +14,7 @@ import requests
 import urllib3
 
 import zdd
-from tests.helpers import run, seed_blue, settle, unhealthy_app, writes, zdd_labels
+from tests.helpers import refusing_hook, run, seed_blue, settle, unhealthy_app, writes, zdd_labels
 from tests.sandbox.world import load_fixture
 
 
@@ -33,14 +33,6 @@ def on_every_sleep(world, action):
         action()
 
     world.clock.sleep = sleep_then_act
-
-
-def refusing_hook(tmp_path, refuse_from_call):
-    """A pre-kill hook that agrees until call ``refuse_from_call``, then refuses."""
-    counter, hook = tmp_path / "calls", tmp_path / "hook.sh"
-    hook.write_text(f"#!/bin/sh\necho x >> {counter}\n[ $(wc -l < {counter}) -lt {refuse_from_call} ]\n")
-    hook.chmod(0o755)
-    return str(hook)
 
 
 def rollback_began(world):
@@ -69,7 +61,7 @@ def test_a_signal_during_the_rollback_stops_with_its_own_code(world, app_file, t
 
     on_every_sleep(world, signal_once_rolling_back)
     exit_code, _, err = run(world, app_file(), "--on-failure", "rollback",
-                            "--pre-kill-hook", refusing_hook(tmp_path, 3))
+                            "--pre-kill-hook", refusing_hook(tmp_path, 2))
     assert sent == [signum]
     assert exit_code == code, err
     assert f"stopped by {signal.Signals(signum).name}" in err
@@ -93,7 +85,7 @@ def test_a_rollback_that_keeps_progressing_is_not_a_stall(world, app_file, tmp_p
             world.lb.extra_pids = []
 
     on_every_sleep(world, reload_once_blue_is_back)
-    code, _, err = run(world, app_file(), "--on-failure", "rollback", "--pre-kill-hook", refusing_hook(tmp_path, 3),
+    code, _, err = run(world, app_file(), "--on-failure", "rollback", "--pre-kill-hook", refusing_hook(tmp_path, 2),
                        "--stall-timeout", "25", "--max-wait", "10", "--step-delay", "1")
     assert reload_ends_at, "the scenario must reach its second wait"
     assert code == zdd.ExitCode.ROLLED_BACK, err
@@ -102,7 +94,7 @@ def test_a_rollback_that_keeps_progressing_is_not_a_stall(world, app_file, tmp_p
 
 def test_a_rollback_that_makes_no_progress_stalls(world, app_file, tmp_path):
     seed_slow_blue(world, 5, 100000)  # restored tasks never start
-    code, _, err = run(world, app_file(), "--on-failure", "rollback", "--pre-kill-hook", refusing_hook(tmp_path, 3),
+    code, _, err = run(world, app_file(), "--on-failure", "rollback", "--pre-kill-hook", refusing_hook(tmp_path, 2),
                        "--stall-timeout", "25", "--step-delay", "1")
     assert code == zdd.ExitCode.ROLLBACK_FAILED, err
     assert "the rollback failed too: no progress for 25 s" in err

@@ -25,12 +25,13 @@ import pytest
 
 import zdd
 from tests.helpers import QUIET as BASE_QUIET
-from tests.helpers import SEQUENCE_3, seed_blue, writes, zdd_labels
+from tests.helpers import SEQUENCE_3, ActingClock, run, seed_blue, writes, zdd_labels
 from tests.sandbox.cluster import zdd_command
 from tests.sandbox.world import load_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
-QUIET = (*BASE_QUIET, "--log-format", "%(message)s")
+LOG_FORMAT = ("--log-format", "%(message)s")
+QUIET = (*BASE_QUIET, *LOG_FORMAT)
 REDRAW = re.compile(r"\r\x1b\[(\d+)A\x1b\[J")
 
 
@@ -79,21 +80,12 @@ def a_terminal_that_moves_the_cursor(monkeypatch):
     monkeypatch.setenv("TERM", "xterm")
 
 
-def run(world, app_path, *args, stderr=None, ask=None):
-    out, err = io.StringIO(), stderr if stderr is not None else Terminal()
-    force = () if ask else ("--force",)
-    argv = ["-m", world.sim.url, "-l", world.lb.url, "-j", app_path, *QUIET, *force, *args]
-    code = zdd.main(argv, clock=world.clock, ask=ask or (lambda question: True), stdout=out, stderr=err,
-                    environ={})
-    return code, out.getvalue(), err.getvalue()
-
-
 # --- in process -----------------------------------------------------------------------------------
 
 
 def test_on_a_terminal_the_polls_are_one_block_and_the_actions_stay(world, app_path):
     seed_blue(world, 3)
-    code, _, raw = run(world, app_path)
+    code, _, raw = run(world, app_path, *LOG_FORMAT, stderr=Terminal())
     assert code == 0
     assert writes(world) == SEQUENCE_3, "the live view changes no decision"
     shown = screen(raw)
@@ -114,26 +106,14 @@ def test_the_block_shows_the_step_the_schedule_the_wait_and_how_long(world, app_
     world.lb.extra_pids = [4003]  # reloading for a while: zdd waits in step 1
     stderr = Terminal()
 
-    class ReleaseLater:
-        """The world's clock; marathon-lb stops reloading 20 s in."""
+    start = world.clock.monotonic()
 
-        def __init__(self):
-            self.start = world.clock.monotonic()
+    def release_later():  # marathon-lb stops reloading 20 s in
+        if world.clock.monotonic() - start >= 20:
+            world.lb.extra_pids = []
 
-        def monotonic(self):
-            return world.clock.monotonic()
-
-        def now(self):
-            return world.clock.now()
-
-        def sleep(self, seconds):
-            world.clock.sleep(seconds)
-            if world.clock.monotonic() - self.start >= 20:
-                world.lb.extra_pids = []
-
-    out = io.StringIO()
-    argv = ["-m", world.sim.url, "-l", world.lb.url, "-j", app_path, *QUIET, "--force", "--reload-check", "getpids"]
-    assert zdd.main(argv, clock=ReleaseLater(), ask=lambda question: True, stdout=out, stderr=stderr, environ={}) == 0
+    clock = ActingClock(world.clock, release_later)
+    assert run(world, app_path, *LOG_FORMAT, "--reload-check", "getpids", stderr=stderr, clock=clock)[0] == 0
     raw = stderr.getvalue()
     blocks = [screen(raw[:match.start()]) for match in REDRAW.finditer(raw)]
     waiting = [block for block in blocks if any("is reloading" in line for line in block)]
@@ -157,7 +137,7 @@ def test_a_prompt_clears_the_block_first(world, app_path):
         stderr.write(f"{question} [Y/n] y\n")
         return True
 
-    code, _, raw = run(world, app_path, ask=answer, stderr=stderr)
+    code, _, raw = run(world, app_path, *LOG_FORMAT, ask=answer, stderr=stderr)
     assert code == 0
     shown = screen(raw)
     assert [line for line in shown if "[Y/n]" in line] == ["Continue with deployment? [Y/n] y"] + [
@@ -173,7 +153,7 @@ def test_a_prompt_clears_the_block_first(world, app_path):
 def test_no_live_view_off_a_terminal_or_with_json(world, app_path, monkeypatch, stderr, args, term):
     monkeypatch.setenv("TERM", term)
     seed_blue(world, 3)
-    code, _, raw = run(world, app_path, *args, stderr=stderr)
+    code, _, raw = run(world, app_path, *LOG_FORMAT, *args, stderr=stderr)
     assert code == 0
     assert "\x1b" not in raw
     assert len(re.findall(r"^step \d+: ", raw, re.M)) >= 3, "one line per poll, as before"

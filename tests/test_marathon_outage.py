@@ -12,6 +12,7 @@ import pytest
 import zdd
 from tests.helpers import (
     SEQUENCE_3,
+    ActingClock,
     run_json,
     seed_blue,
     seed_half_done,
@@ -23,10 +24,11 @@ from tests.helpers import (
 ZDD_CLIENT = "^zdd/"
 
 
-class Outage:
+class Outage(ActingClock):
     """The world's clock for zdd; Marathon is away from when ``start()`` holds, for ``for_s`` simulated seconds."""
 
     def __init__(self, world, kind, start, for_s=None):
+        super().__init__(world.clock, self.act)
         self.world = world
         self.kind = kind  # "refused", "503" or "dropped"
         self.start = start
@@ -34,17 +36,7 @@ class Outage:
         self.began_at = None
         self.ended_at = None
 
-    def monotonic(self):
-        return self.world.clock.monotonic()
-
-    def now(self):
-        return self.world.clock.now()
-
-    def utcnow(self):
-        return self.world.clock.utcnow()
-
-    def sleep(self, seconds):
-        self.world.clock.sleep(seconds)
+    def act(self):
         now = self.monotonic()
         if self.began_at is None and self.start():
             self.began_at = now
@@ -254,7 +246,7 @@ def test_the_stall_watch_does_not_count_the_outage(world, app_file):
 # --- during a rollback --------------------------------------------------------------------------
 
 
-def refusing_hook(tmp_path, world, fault):
+def refusing_hook_that_breaks_marathon(tmp_path, world, fault):
     """A pre-kill hook that refuses (exit 1), after starting a Marathon fault through the simulator's control API."""
     control = {"down": ("/_sim/down", {}),
                "503": ("/_sim/faults", {"kind": "error", "status": 503, "client_regex": ZDD_CLIENT})}[fault]
@@ -271,7 +263,7 @@ def refusing_hook(tmp_path, world, fault):
 def test_an_outage_during_a_rollback_is_waited_out(world, app_file, tmp_path):
     """The hook refuses and Marathon answers 503 to zdd for 10 s from then: the rollback waits, then completes."""
     seed_blue(world, 5)
-    hook = refusing_hook(tmp_path, world, "503")
+    hook = refusing_hook_that_breaks_marathon(tmp_path, world, "503")
     outage = Outage(world, "503", start=lambda: world.sim.faults_injected["error"] > 0, for_s=10)
     outage.begin = lambda: None  # the hook began it
     code, events, err = run_json(world, app_file(), "--on-failure", "rollback", "--pre-kill-hook", hook,
@@ -289,7 +281,7 @@ def test_an_outage_during_a_rollback_is_waited_out(world, app_file, tmp_path):
 
 def test_marathon_away_for_good_during_a_rollback_ends_with_14(world, app_file, tmp_path):
     seed_blue(world, 5)
-    hook = refusing_hook(tmp_path, world, "down")
+    hook = refusing_hook_that_breaks_marathon(tmp_path, world, "down")
     outage = Outage(world, "refused", start=lambda: world.sim._server is None)
     code, events, err = run_json(world, app_file(), "--on-failure", "rollback", "--pre-kill-hook", hook,
                             "--stall-timeout", "60", clock=outage)

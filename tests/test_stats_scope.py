@@ -3,7 +3,7 @@
 A marathon-lb in front of 1,000 apps serves megabytes of stats per read; with
 ``;scope=`` HAProxy renders only the proxies whose name contains the text.
 The fake marathon-lb scopes as HAProxy 2.6 does (checked against the real one
-in tests/e2e/test_haproxy.py), or ignores the scope as an HAProxy without it
+in tests/sandbox_tests/test_haproxy.py), or ignores the scope as an HAProxy without it
 would; zdd deploys the same in both, beside another app whose proxy name
 contains the group's backend name. In process, on the fake clock.
 """

@@ -12,7 +12,7 @@ import shlex
 import signal
 
 import zdd
-from tests.helpers import QUIET, run, seed_blue, writes
+from tests.helpers import QUIET, ActingClock, refusing_hook, run, seed_blue, writes
 
 
 def never_ask(question):
@@ -75,21 +75,6 @@ def status_event(world, app_path, *args):
 def deploy(world, app_path, *args):
     """A real zdd deployment in the same world (with --force); returns its exit code."""
     return run(world, app_path, *args)[0]
-
-
-def refusing_hook(tmp_path, allowed_calls):
-    """A pre-kill hook that lets ``allowed_calls`` kills through, then exits 3."""
-    count = tmp_path / "hook-count"
-    hook = tmp_path / "hook.py"
-    hook.write_text(
-        "#!/usr/bin/env python3\nimport pathlib, sys\n"
-        f"count = pathlib.Path({str(count)!r})\n"
-        "calls = int(count.read_text()) if count.exists() else 0\n"
-        "count.write_text(str(calls + 1))\n"
-        f"sys.exit(0 if calls < {allowed_calls} else 3)\n"
-    )
-    hook.chmod(0o755)
-    return str(hook)
 
 
 def stopped_at_step_3(world, app_path, tmp_path):
@@ -317,27 +302,18 @@ def test_watch_without_status_is_refused(world, app_path):
 # --- --watch ------------------------------------------------------------------------------------
 
 
-class CtrlCAfter:
+class CtrlCAfter(ActingClock):
     """The world's clock, raising SIGINT once ``seconds`` have been slept (as Ctrl-C would).
 
     ``then``: (seconds, callable) pairs, each called once that much has been slept.
     """
 
     def __init__(self, clock, seconds, then=()):
-        self.clock, self.seconds, self.start = clock, seconds, clock.slept_s
+        super().__init__(clock, self.act)
+        self.seconds, self.start = seconds, clock.slept_s
         self.then = list(then)
 
-    def monotonic(self):
-        return self.clock.monotonic()
-
-    def now(self):
-        return self.clock.now()
-
-    def utcnow(self):
-        return self.clock.utcnow()
-
-    def sleep(self, seconds):
-        self.clock.sleep(seconds)
+    def act(self):
         slept = self.clock.slept_s - self.start
         for at, action in [(at, action) for at, action in self.then if slept >= at]:
             self.then.remove((at, action))

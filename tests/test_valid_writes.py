@@ -11,9 +11,8 @@ import datetime
 import pytest
 
 import zdd
-from tests.helpers import SEQUENCE_3, run, seed_blue, writes
+from tests.helpers import SEQUENCE_3, options, run, seed_blue, writes
 from tests.sandbox import appschema
-from tests.sandbox.marathon import SCHEMA_VIOLATIONS
 from tests.sandbox.world import load_fixture
 
 NOW = datetime.datetime(2026, 1, 2, 3, 4, 5)
@@ -32,10 +31,6 @@ GET_ANSWER_FIELDS = {
 def created_app(world):
     """The body of zdd's POST /v2/apps."""
     return next(record.body for record in world.sim.writes() if record.path == "/v2/apps")
-
-
-def options(**changes):
-    return zdd.Options(marathon="http://m:8080", marathon_lb=("http://lb:9090",), json="app.json", **changes)
 
 
 # --- label values are strings ----------------------------------------------------------------------
@@ -96,33 +91,3 @@ def test_every_read_only_field_is_one_the_app_schema_refuses_or_marathon_only_se
     refused = {problem.split(":")[0].lstrip("/") for problem in appschema.violations(dict(GET_ANSWER_FIELDS, id="/a"))}
     assert refused == set(zdd.READ_ONLY_FIELDS) - {"version", "versionInfo"}
     assert set(GET_ANSWER_FIELDS) == set(zdd.READ_ONLY_FIELDS)
-
-
-# --- the schema, and the simulator refusing as Marathon does -----------------------------------------
-
-
-@pytest.mark.parametrize("body, partial, problems", [
-    (load_fixture("1-nginx-marathon1.5.json"), False, []),
-    (load_fixture("1-nginx.json"), False, []),
-    ({"instances": 2}, True, []),
-    ({"instances": 2}, False, ["/id: required"]),
-    ({"id": "/a", "labels": {"PORT": 10001}}, False, ["/labels/PORT: expected string, got int"]),
-    ({"id": "/a", "tasksRunning": 3}, False, ["/tasksRunning: not a property of an app"]),
-    ({"id": "/a", "instances": -1}, False, ["/instances: -1 is below 0"]),
-    ({"id": "/a", "portDefinitions": [{"port": 70000}]}, False, ["/portDefinitions/0/port: 70000 is above 65535"]),
-])
-def test_the_app_schema(body, partial, problems):
-    assert appschema.violations(body, partial=partial) == problems
-
-
-def test_the_simulator_refuses_an_invalid_app_body_with_422_and_notes_it(world):
-    import requests
-
-    body = dict(load_fixture("1-nginx-marathon1.5.json"), id="/other", tasksRunning=3)
-    answer = requests.post(world.sim.url + "/v2/apps", json=body, timeout=5, headers={"User-Agent": "a-test"})
-    assert answer.status_code == 422
-    assert answer.json() == {"message": "Object is not valid",
-                             "details": [{"path": "/tasksRunning", "errors": ["not a property of an app"]}]}
-    assert [(v.client, v.method, v.path) for v in SCHEMA_VIOLATIONS] == [("a-test", "POST", "/v2/apps")]
-    SCHEMA_VIOLATIONS.clear()  # a test client's body: not zdd's (conftest checks zdd's)
-    assert world.sim.api_apps() == []

@@ -15,10 +15,10 @@ import time
 import pytest
 
 import zdd
-from tests.e2e.test_haproxy import launch
 from tests.sandbox.haproxy import Service
 from tests.sandbox.ports import free_port
 from tests.sandbox.soak import run_soak, summary
+from tests.sandbox_tests.test_haproxy import launch
 
 pytestmark = pytest.mark.e2e
 

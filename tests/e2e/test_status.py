@@ -7,27 +7,15 @@ Every zdd run prints its output (visible with ``-s``).
 
 import json
 import shlex
-import sys
 import time
 
 import pytest
 
 from tests.e2e.test_deploy import UnderLoad, assert_exit, assert_no_failure
+from tests.helpers import refusing_hook
 from tests.sandbox.cluster import zdd_command
 
 pytestmark = pytest.mark.e2e
-
-
-def refusing_hook(cluster, allowed_calls):
-    """A pre-kill hook that lets ``allowed_calls`` kills through, then exits 3."""
-    count = cluster.workdir / "hook-count"
-    hook = cluster.workdir / "hook.py"
-    hook.write_text("#!%s\nimport pathlib, sys\ncount = pathlib.Path(%r)\n"
-                    "calls = int(count.read_text()) if count.exists() else 0\n"
-                    "count.write_text(str(calls + 1))\nsys.exit(0 if calls < %d else 3)\n"
-                    % (sys.executable, str(count), allowed_calls))
-    hook.chmod(0o755)
-    return hook
 
 
 def status(cluster, path, *args):
@@ -54,7 +42,7 @@ def test_status_of_a_stopped_deployment_then_its_finish_command(cluster_factory)
     path = cluster.write_app(cluster.app(5))
     writes_before = len(cluster.sim.writes())
     with UnderLoad(cluster, "status of a stopped deployment") as run:
-        stopped = run.zdd(path, "--pre-kill-hook", str(refusing_hook(cluster, 2)), step="hook refuses kill 3")
+        stopped = run.zdd(path, "--pre-kill-hook", refusing_hook(cluster.workdir, 2), step="hook refuses kill 3")
         assert_exit(stopped, 12)
         cluster.wait_idle()
         written = len(cluster.sim.writes())

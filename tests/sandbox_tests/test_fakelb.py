@@ -5,6 +5,7 @@ import csv
 import pytest
 import requests
 
+from tests.helpers import seed_blue
 from tests.sandbox.fakelb import HAPROXY26_HEADER, FakeMarathonLB
 from tests.sandbox.marathon import READ_ONLY_FIELDS
 from tests.sandbox.world import FIXTURES_DIR
@@ -31,11 +32,6 @@ def listeners(lb, backend="nginx_10000"):
             if row["pxname"] == backend and row["svname"] not in ("FRONTEND", "BACKEND")}
 
 
-def seed_blue(world, instances=3):
-    return world.seed_app("1-nginx-marathon1.5.json", id="/nginx-blue", instances=instances, labels=dict(
-        GROUP_LABELS, HAPROXY_DEPLOYMENT_COLOUR="blue", HAPROXY_DEPLOYMENT_STARTED_AT="2026-01-01T11:00:00"))
-
-
 def test_header_is_haproxy_26_verbatim():
     captured = (FIXTURES_DIR / "haproxy26_stats.csv").read_text().splitlines()[0]
     assert HAPROXY26_HEADER == captured
@@ -44,7 +40,7 @@ def test_header_is_haproxy_26_verbatim():
 
 
 def test_stats_page_shape(world):
-    blue = seed_blue(world)
+    blue = seed_blue(world, 3, labels=GROUP_LABELS)
     text = stats(world.lb)
     lines = text.splitlines()
     assert lines[0] == HAPROXY26_HEADER
@@ -71,7 +67,7 @@ def test_unknown_path_404(world):
 
 
 def test_staging_and_unhealthy_tasks_are_not_listed(world):
-    seed_blue(world)
+    seed_blue(world, 3, labels=GROUP_LABELS)
     requests.post(world.sim.url + "/v2/apps", json={"id": "/solo", "cmd": "x", "instances": 1,
                                                     "healthChecks": [{"protocol": "HTTP", "intervalSeconds": 1}]})
     assert listeners(world.lb, "solo_10001") == {}
@@ -89,7 +85,7 @@ def test_app_without_health_checks_shows_no_check(world):
 def test_manual_blue_green_swap_draining_counts(world):
     """Drive the swap zdd does by hand and watch marathon-lb's view after each write."""
     sim, lb, clock = world.sim, world.lb, world.clock
-    blue = seed_blue(world, instances=3)
+    blue = seed_blue(world, 3, labels=GROUP_LABELS)
     blue_ids = sorted(task["id"] for task in blue["tasks"])
     name_of = {task["id"]: "127_0_0_1_%d" % task["ports"][0] for task in blue["tasks"]}
     green = dict(sim.app("/nginx-blue"), id="/nginx-green", instances=1)
@@ -133,7 +129,7 @@ def test_manual_blue_green_swap_draining_counts(world):
 
 
 def test_held_sessions_keep_a_maint_server_undrained(world):
-    blue = seed_blue(world)
+    blue = seed_blue(world, 3, labels=GROUP_LABELS)
     name = "127_0_0_1_%d" % blue["tasks"][0]["ports"][0]
     world.lb.hold_sessions(name, scur=2, qcur=1)
     assert listeners(world.lb)[name] == ("UP", 2, 1)
@@ -144,7 +140,7 @@ def test_held_sessions_keep_a_maint_server_undrained(world):
 def test_lag_serves_an_old_view(world):
     world.lb.lag = 2
     assert listeners(world.lb) == {}
-    seed_blue(world)
+    seed_blue(world, 3, labels=GROUP_LABELS)
     assert listeners(world.lb) == {}                 # polls 2 and 3 still show poll 1's empty view
     assert listeners(world.lb) == {}
     assert len(listeners(world.lb)) == 3

@@ -1,0 +1,1 @@
+"""The Marathon simulator's parts, one concern a module; tests/sandbox/marathon.py puts them together."""

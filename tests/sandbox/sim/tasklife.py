@@ -1,0 +1,266 @@
+"""Tasks and their health on the simulator's clock: launchers, task records, and the tick that advances them.
+
+A launcher starts and stops tasks (``RecordLauncher``: records, for the unit tests; tests/sandbox/tasks.py's
+``ProcessLauncher``: real processes, for the sandbox). ``TaskLife`` is the mixin of ``MarathonSim`` that
+launches, kills and ticks tasks through it, records health check results and renders tasks.
+"""
+
+import copy
+import dataclasses
+import datetime
+import threading
+import uuid
+
+from tests.sandbox.mlb import is_ip_per_task
+from tests.sandbox.sim.apps import _label_float, format_ts, host_port_count, port_mappings, safe_app_id
+
+DEFAULT_START_DELAY_S = 1.0
+DEFAULT_KILL_DELAY_S = 0.0
+DEFAULT_KILL_GRACE_S = 3.0
+
+LABEL_START_DELAY_S = "SIM_START_DELAY_S"
+# The sandbox's own knob: seconds from SIGTERM to SIGKILL when Marathon's whole-second field is too coarse
+# (a task that stops almost at once, as an app that does not drain)
+LABEL_KILL_GRACE_S = "SIM_KILL_GRACE_S"
+LABEL_HEALTHY = "SIM_HEALTHY"
+LABEL_KILL_DELAY_S = "SIM_KILL_DELAY_S"
+
+
+# --------------------------------------------------------------------------- launchers
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where a launched task runs: agent host, host ports, container IP (or None)."""
+    host: str
+    ports: list
+    ip: object = None
+
+
+class Launcher:
+    """The interface the simulator drives tasks through (see RecordLauncher, tasks.ProcessLauncher)."""
+
+    def launch(self, app, task_id, ip_per_task, container_ports):
+        raise NotImplementedError
+
+    def check_health(self, task_id):
+        raise NotImplementedError
+
+    def kill(self, task_id, grace_s):
+        raise NotImplementedError
+
+    def is_gone(self, task_id):
+        raise NotImplementedError
+
+    def close(self):
+        pass
+
+
+class RecordLauncher(Launcher):
+    """Tasks as records: ports and IPs from counters, nothing listens."""
+
+    def __init__(self, clock, task_host="127.0.0.1", first_host_port=31000,
+                 ip_prefix="10.1.0.", bridge_ip_prefix="172.17.0."):
+        self._clock = clock
+        self._task_host = task_host
+        self._next_port = first_host_port
+        self._ip_prefix = ip_prefix
+        self._bridge_ip_prefix = bridge_ip_prefix
+        self._next_ip = 2
+        self._healthy = {}
+        self._gone_at = {}
+        self._lock = threading.Lock()
+
+    def launch(self, app, task_id, ip_per_task, container_ports):
+        with self._lock:
+            count = host_port_count(app)
+            ports = list(range(self._next_port, self._next_port + count))
+            self._next_port += count
+            ip = None
+            bridge = bool(port_mappings(app)) and not ip_per_task
+            if ip_per_task or bridge:
+                prefix = self._ip_prefix if ip_per_task else self._bridge_ip_prefix
+                ip = "%s%d" % (prefix, self._next_ip)
+                self._next_ip += 1
+            healthy = str((app.get("labels") or {}).get(LABEL_HEALTHY, "true")).lower() != "false"
+            self._healthy[task_id] = (healthy, _label_float(app, LABEL_KILL_DELAY_S, DEFAULT_KILL_DELAY_S))
+            return Placement(host=self._task_host, ports=ports, ip=ip)
+
+    def check_health(self, task_id):
+        with self._lock:
+            return self._healthy.get(task_id, (False, 0.0))[0]
+
+    def kill(self, task_id, grace_s):
+        with self._lock:
+            delay_s = self._healthy.get(task_id, (False, 0.0))[1]
+            self._gone_at.setdefault(task_id, self._clock.monotonic() + delay_s)
+
+    def is_gone(self, task_id):
+        with self._lock:
+            gone_at = self._gone_at.get(task_id)
+            return gone_at is not None and self._clock.monotonic() >= gone_at
+
+    def close(self):
+        pass
+
+
+# --------------------------------------------------------------------------- state records
+
+@dataclasses.dataclass
+class _Task:
+    id: str
+    app_id: str
+    host: str
+    slave_id: str
+    ports: list
+    ip: object
+    version: str
+    staged_at: datetime.datetime
+    launched_mono: float
+    running_mono: float
+    state: str = "TASK_STAGING"
+    started_at: object = None
+    hc_results: object = None      # list of dicts once the first result is recorded
+    next_check_mono: object = None
+    ever_healthy: bool = False
+
+    def healthy(self):
+        return bool(self.hc_results) and all(result["alive"] for result in self.hc_results)
+
+    def active(self):
+        return self.state in ("TASK_STAGING", "TASK_RUNNING")
+
+
+class TaskLife:
+    """Tasks, health checks and versions of a ``MarathonSim`` (a mixin: uses its ``clock``, ``launcher``, ``_apps``,
+    ``_stopping``, ``_health_override``, ``_slave_id`` and ``_last_version``)."""
+
+    # ---- time
+
+    def _new_version(self):
+        moment = self.clock.utcnow()
+        moment = moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
+        if self._last_version is not None and moment <= self._last_version:
+            moment = self._last_version + datetime.timedelta(milliseconds=1)
+        self._last_version = moment
+        return format_ts(moment)
+
+    def _wall_at(self, mono):
+        """The UTC wall time of an earlier monotonic instant."""
+        return self.clock.utcnow() - datetime.timedelta(seconds=max(0.0, self.clock.monotonic() - mono))
+
+    def tick(self):
+        """Advance tasks, health checks and deployments to the clock's now."""
+        with self._lock:
+            now = self.clock.monotonic()
+            # Killed tasks that are gone leave the app (or the stopping set).
+            for app in list(self._apps.values()):
+                for task in list(app.tasks.values()):
+                    if task.state == "TASK_KILLING" and self.launcher.is_gone(task.id):
+                        del app.tasks[task.id]
+            for task in list(self._stopping.values()):
+                if self.launcher.is_gone(task.id):
+                    del self._stopping[task.id]
+            for app in self._apps.values():
+                interval_s = self._health_interval_s(app)
+                for task in app.tasks.values():
+                    if task.state == "TASK_STAGING" and now >= task.running_mono:
+                        task.state = "TASK_RUNNING"
+                        task.started_at = self._wall_at(task.running_mono)
+                        if interval_s is not None:
+                            task.next_check_mono = task.running_mono + interval_s
+                    if (task.state == "TASK_RUNNING" and interval_s is not None
+                            and task.next_check_mono is not None and now >= task.next_check_mono):
+                        healthy = self._health_override.get(task.id)
+                        if healthy is None:
+                            healthy = bool(self.launcher.check_health(task.id))
+                        self._record_health(task, app, healthy, self.clock.utcnow(), now)
+                        while task.next_check_mono <= now:
+                            task.next_check_mono += interval_s
+            self._reconcile()
+            self._finish_deployments()
+
+    def _health_interval_s(self, app):
+        checks = app.spec.get("healthChecks") or []
+        if not checks:
+            return None
+        return max(0.001, min(float(check.get("intervalSeconds", 60)) for check in checks))
+
+    def _record_health(self, task, app, healthy, stamp, now):
+        checks = app.spec.get("healthChecks") or []
+        grace_s = min(float(check.get("gracePeriodSeconds", 300)) for check in checks)
+        if not healthy and not task.ever_healthy and now < task.running_mono + grace_s:
+            return  # failures inside the grace period are not recorded before the first success
+        uuid_part = task.id.rsplit(".", 1)[1]
+        instance_id = "%s.marathon-%s" % (safe_app_id(task.app_id), uuid_part)
+        results = task.hc_results or [
+            {"alive": False, "consecutiveFailures": 0, "firstSuccess": None, "lastFailure": None,
+             "lastSuccess": None, "lastFailureCause": None, "instanceId": instance_id} for _ in checks]
+        for result in results:
+            result["alive"] = healthy
+            if healthy:
+                result["consecutiveFailures"] = 0
+                result["lastSuccess"] = format_ts(stamp)
+                result["firstSuccess"] = result["firstSuccess"] or format_ts(stamp)
+            else:
+                result["consecutiveFailures"] += 1
+                result["lastFailure"] = format_ts(stamp)
+                result["lastFailureCause"] = "sim: health check failed"
+        task.ever_healthy = task.ever_healthy or healthy
+        task.hc_results = results
+
+    # ---- tasks
+
+    def _launch(self, app):
+        task_id = "%s.%s" % (safe_app_id(app.id), uuid.uuid1())
+        spec_view = dict(app.spec, id=app.id)
+        ip_per_task = is_ip_per_task(spec_view)
+        container_ports = [mapping.get("containerPort", 0) for mapping in port_mappings(spec_view)]
+        placement = self.launcher.launch(spec_view, task_id, ip_per_task, container_ports)
+        now = self.clock.monotonic()
+        task = _Task(id=task_id, app_id=app.id, host=placement.host, slave_id=self._slave_id,
+                     ports=list(placement.ports),
+                     ip=placement.ip, version=app.version, staged_at=self.clock.utcnow(),
+                     launched_mono=now,
+                     running_mono=now + _label_float(app.spec, LABEL_START_DELAY_S, DEFAULT_START_DELAY_S))
+        app.tasks[task_id] = task
+        return task
+
+    def _kill(self, task, app_spec):
+        if task.state == "TASK_KILLING":
+            return
+        task.state = "TASK_KILLING"
+        grace_s = _label_float(app_spec, LABEL_KILL_GRACE_S, None)
+        if grace_s is None:
+            grace_s = app_spec.get("taskKillGracePeriodSeconds") or DEFAULT_KILL_GRACE_S
+        self.launcher.kill(task.id, float(grace_s))
+
+    def _reconcile(self):
+        """Launch or kill (youngest first) until each app has ``instances`` active tasks."""
+        for app in self._apps.values():
+            active = [task for task in app.tasks.values() if task.active()]
+            wanted = int(app.spec.get("instances", 1))
+            for _ in range(wanted - len(active)):
+                self._launch(app)
+            if len(active) > wanted:
+                youngest = sorted(active, key=lambda task: task.launched_mono, reverse=True)
+                for task in youngest[:len(active) - wanted]:
+                    self._kill(task, app.spec)
+
+    def _counts(self, tasks):
+        return {
+            "tasksStaged": sum(1 for task in tasks if task.state == "TASK_STAGING"),
+            "tasksRunning": sum(1 for task in tasks if task.state == "TASK_RUNNING"),
+            "tasksHealthy": sum(1 for task in tasks if task.hc_results and task.healthy()),
+            "tasksUnhealthy": sum(1 for task in tasks if task.hc_results and not task.healthy()),
+        }
+
+    def _render_task(self, task):
+        out = {"id": task.id, "appId": task.app_id, "host": task.host, "slaveId": task.slave_id,
+               "state": task.state, "stagedAt": format_ts(task.staged_at),
+               "startedAt": format_ts(task.started_at) if task.started_at else None,
+               "version": task.version, "ports": list(task.ports)}
+        if task.ip:
+            out["ipAddresses"] = [{"ipAddress": task.ip, "protocol": "IPv6" if ":" in task.ip else "IPv4"}]
+        if task.hc_results:
+            out["healthCheckResults"] = copy.deepcopy(task.hc_results)
+        return out
