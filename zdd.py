@@ -265,16 +265,18 @@ class MarathonDoubtful(MarathonUnavailable):
     """
 
 
+class WriteOutcome(enum.Enum):
+    """Whether a failed Marathon write may have been acted on (``WriteFailed.outcome``)."""
+
+    MAYBE = "maybe"  # no answer after sending, or a 5xx: read the state again and decide again
+    UNSENT = "unsent"  # it never reached Marathon
+    FAILED = "failed"  # Marathon refused it (a clear 4xx), or asking again cannot help (the name, TLS)
+
+
 class WriteFailed(ZddError):
-    """A Marathon write that failed; ``outcome`` says whether Marathon may have acted on it.
+    """A Marathon write that failed; ``outcome`` (a WriteOutcome) says whether Marathon may have acted on it."""
 
-    ``"maybe"``: it may have been done (no answer after sending, or a 5xx):
-    read the state again and decide again. ``"unsent"``: it never reached
-    Marathon. None: Marathon refused it (a clear 4xx), or asking again cannot
-    help (the name does not resolve, TLS).
-    """
-
-    def __init__(self, message, hint=None, outcome=None):
+    def __init__(self, message, hint=None, outcome=WriteOutcome.FAILED):
         super().__init__(message, hint)
         self.outcome = outcome
 
@@ -1708,12 +1710,11 @@ def _describe(exc):
         return "connection timed out"
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return "no answer within the request timeout"
-    if isinstance(exc, requests.exceptions.SSLError) or _caused_by(exc, ssl.SSLError):
+    if _tls_failed(exc):
         return "TLS verification failed"
     if isinstance(exc, requests.exceptions.ConnectionError):
-        lookup = next((cause for cause in _causes(exc) if isinstance(cause, socket.gaierror)), None)
+        lookup = _lookup_failure(exc)
         if lookup is not None:
-            # EAI_AGAIN: the resolver could not answer now; any other code: the name has no address
             return "host name lookup failed" if lookup.errno == socket.EAI_AGAIN else "host name does not resolve"
         if _caused_by(exc, ConnectionRefusedError):
             return "connection refused"
@@ -1721,6 +1722,33 @@ def _describe(exc):
             return "connection reset"
         return "connection failed"
     return type(exc).__name__
+
+
+def _tls_failed(exc):
+    return isinstance(exc, requests.exceptions.SSLError) or _caused_by(exc, ssl.SSLError)
+
+
+def _lookup_failure(exc):
+    """The ``socket.gaierror`` behind a failed connection, or None."""
+    if not isinstance(exc, requests.exceptions.ConnectionError):
+        return None
+    return next((cause for cause in _causes(exc) if isinstance(cause, socket.gaierror)), None)
+
+
+def _permanent(exc):
+    """Whether asking again cannot help: TLS verification failed, or the host name has no address.
+
+    Decided by the exception types behind ``exc``, as ``_describe`` names
+    them: a lookup that failed with EAI_AGAIN (the resolver could not answer
+    now) is not permanent, any other ``socket.gaierror`` (the name has no
+    address) is; a timeout never is.
+    """
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout)):
+        return False
+    if _tls_failed(exc):
+        return True
+    lookup = _lookup_failure(exc)
+    return lookup is not None and lookup.errno != socket.EAI_AGAIN
 
 
 def _nothing_sent(exc):
@@ -1823,7 +1851,7 @@ class DcosAuth(requests.auth.AuthBase):
                 endpoint, json={"uid": uid, "token": signed, "exp": expires}, timeout=self.timeout_s, verify=self.verify
             )
         except requests.exceptions.RequestException as exc:
-            error = MarathonFailed if _describe(exc) in PERMANENT_CAUSES else MarathonUnavailable
+            error = MarathonFailed if _permanent(exc) else MarathonUnavailable
             raise error(f"DC/OS login at {redact_url(endpoint)} failed: {_describe(exc)}") from None
         if response.status_code != 200:
             error = MarathonUnavailable if response.status_code in RETRIED_STATUSES else MarathonFailed
@@ -1852,12 +1880,9 @@ def _token_lifetime_s(token, now_s):
         return DCOS_FALLBACK_TOKEN_LIFETIME_S
 
 
-PERMANENT_CAUSES = ("host name does not resolve", "TLS verification failed")
-
-
 def _may_try_again(method, exc, attempt, attempts):
     """After a transport error: a GET within its attempts, any request once more if nothing was sent."""
-    if _describe(exc) in PERMANENT_CAUSES:
+    if _permanent(exc):
         return False
     if _nothing_sent(exc):
         return attempt + 1 < max(attempts, 2)
@@ -2068,7 +2093,7 @@ class HttpClient:
                     continue
                 raise RequestFailed(f"{method} {redact_url(url)} failed{tries}: {_describe(exc)}",
                                     ambiguous=not _nothing_sent(exc),
-                                    permanent=_describe(exc) in PERMANENT_CAUSES) from None
+                                    permanent=_permanent(exc)) from None
             except UnreadableAnswer as exc:
                 if method == "GET" and exc.transient and attempt + 1 < attempts:
                     self._backoff(attempt)
@@ -2233,13 +2258,14 @@ class MarathonClient:
             response, url = self._send(method, path, body)
         except RequestFailed as exc:
             # "unsent": refused twice, not done; after the first write, read again and decide again all the same
-            outcome = "maybe" if exc.ambiguous else None if exc.permanent else "unsent"
+            outcome = (WriteOutcome.MAYBE if exc.ambiguous else WriteOutcome.FAILED if exc.permanent
+                       else WriteOutcome.UNSENT)
             raise failure(str(exc), outcome=outcome) from None
         if response.status_code == 409 and "locked" in _message(response).lower():
             raise Locked(_message(response))
         if response.status_code >= 400:
             # a 5xx may come after Marathon (or a proxy before it) acted: read the state again
-            outcome = "maybe" if response.status_code >= 500 else None
+            outcome = WriteOutcome.MAYBE if response.status_code >= 500 else WriteOutcome.FAILED
             raise failure(f"{method} {redact_url(url)} answered HTTP {response.status_code}: {_message(response)}",
                           outcome=outcome)
         return response
@@ -2801,9 +2827,9 @@ class Deployer:
             self.wait_locked(doing, exc)
             return False
         except WriteFailed as exc:
-            if exc.outcome is None or not self.swapping and exc.outcome == "unsent":
+            if exc.outcome is WriteOutcome.FAILED or not self.swapping and exc.outcome is WriteOutcome.UNSENT:
                 raise
-            if exc.outcome == "maybe" and landed is not None and self.read_marathon(landed):
+            if exc.outcome is WriteOutcome.MAYBE and landed is not None and self.read_marathon(landed):
                 logger.warning("%s; %s", exc, notes[0])
                 self.writes_failed = 0
                 return True
