@@ -490,7 +490,7 @@ class Step:
     read_lbs: bool = False  # decided without marathon-lb's view, which it needs (the loop reads it first: *_reads_lbs)
     kill: tuple = ()
     scale_to: int = None  # the new (or restored) app's instances
-    hand_over: bool = False  # rollback: scale the restored app up one and back (Deployer.hand_over)
+    hand_over: bool = False  # rollback: scale the restored app up one and back (RollbackSteps.hand_over)
     delete_old: bool = False  # delete the old (or failed) app
     done: bool = False
     forced: bool = False  # --max-wait passed: killing tasks that are MAINT but maybe not drained
@@ -3258,7 +3258,8 @@ class LoopSteps(typing.Protocol):
         """After an act that went past its checks (``sent``: its writes went through): whether it paused."""
 
 
-class StepTools(typing.NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class StepTools:
     """What the loop's steps act with (``Deployer.step_tools``); they keep no Deployer and write none of its state."""
 
     marathon: "MarathonClient"  # writes only through ``write`` or ``delete_app``
