@@ -265,16 +265,18 @@ class MarathonDoubtful(MarathonUnavailable):
     """
 
 
+class WriteOutcome(enum.Enum):
+    """Whether a failed Marathon write may have been acted on (``WriteFailed.outcome``)."""
+
+    MAYBE = "maybe"  # no answer after sending, or a 5xx: read the state again and decide again
+    UNSENT = "unsent"  # it never reached Marathon
+    FAILED = "failed"  # Marathon refused it (a clear 4xx), or asking again cannot help (the name, TLS)
+
+
 class WriteFailed(ZddError):
-    """A Marathon write that failed; ``outcome`` says whether Marathon may have acted on it.
+    """A Marathon write that failed; ``outcome`` (a WriteOutcome) says whether Marathon may have acted on it."""
 
-    ``"maybe"``: it may have been done (no answer after sending, or a 5xx):
-    read the state again and decide again. ``"unsent"``: it never reached
-    Marathon. None: Marathon refused it (a clear 4xx), or asking again cannot
-    help (the name does not resolve, TLS).
-    """
-
-    def __init__(self, message, hint=None, outcome=None):
+    def __init__(self, message, hint=None, outcome=WriteOutcome.FAILED):
         super().__init__(message, hint)
         self.outcome = outcome
 
@@ -490,10 +492,10 @@ class Step:
     draining: bool = False  # the wait is only for HAProxy to drain sessions (bounded by --max-wait)
     lb_failed: bool = False  # the wait is for a marathon-lb that does not answer
     bounded: bool = True  # the wait counts towards --max-wait (False: it starts again after it)
-    read_lbs: bool = False  # read every marathon-lb, then decide again
+    read_lbs: bool = False  # decided without marathon-lb's view, which it needs (the loop reads it first: *_reads_lbs)
     kill: tuple = ()
     scale_to: int = None  # the new (or restored) app's instances
-    hand_over: bool = False  # rollback: scale the restored app up one and back (Deployer.hand_over)
+    hand_over: bool = False  # rollback: scale the restored app up one and back (RollbackSteps.hand_over)
     delete_old: bool = False  # delete the old (or failed) app
     done: bool = False
     forced: bool = False  # --max-wait passed: killing tasks that are MAINT but maybe not drained
@@ -875,6 +877,52 @@ def expected_draining(healthy_new, old_tasks, old_instances, target):
 def look_again_s(looks, step_delay_s):
     """Seconds to wait before the next look, after ``looks`` waits for the same thing; at most step_delay_s."""
     return min(step_delay_s, FIRST_LOOK_AGAIN_S * LOOK_AGAIN_GROWTH ** min(looks, 64))
+
+
+@dataclasses.dataclass(frozen=True)
+class Looks:
+    """The loop's looks at one wait: how many so far, and the wait they were for (None: after a write)."""
+
+    count: int = 0
+    wait: str = None
+
+
+def look_again(looks, step, step_delay_s):
+    """(seconds until the next poll, the Looks after it) for a poll whose ``step`` waits.
+
+    A new wait is a consequence of zdd's write arriving (a deployment ending,
+    a reload): look again soon. A marathon-lb that does not answer is not
+    one. A wait that ends by itself (``step.look_again_s``): look again right
+    then, within ``step_delay_s``.
+    """
+    count = 0 if looks.wait not in (None, step.wait) and not step.lb_failed else looks.count
+    pause_s = look_again_s(count, step_delay_s)
+    if step.look_again_s is not None:
+        pause_s = min(step.look_again_s, step_delay_s)
+    return pause_s, Looks(count + 1, step.wait)
+
+
+class AfterFailedWrite(enum.Enum):
+    """What follows a write without a clear outcome (docs/behaviour.rst, 'Writes that fail')."""
+
+    AT_ONCE = "at once"  # read Marathon again and decide again now
+    LATER = "later"  # the same, after --step-delay
+    GIVE_UP = "give up"  # the write's failure stops zdd
+
+
+def after_failed_write(in_a_row, failing_s, swapping, stall_timeout_s):
+    """After ``in_a_row`` writes in a row without a clear outcome, failing for ``failing_s`` seconds.
+
+    At once up to AMBIGUOUS_WRITES_TOLERATED times in a row, then every
+    --step-delay, until such failures have lasted --stall-timeout (0: no
+    bound). Before anything is half done (not ``swapping``: the create),
+    zdd gives up after those at once.
+    """
+    if in_a_row <= AMBIGUOUS_WRITES_TOLERATED:
+        return AfterFailedWrite.AT_ONCE
+    if not swapping or stall_timeout_s and failing_s >= stall_timeout_s:
+        return AfterFailedWrite.GIVE_UP
+    return AfterFailedWrite.LATER
 
 
 # ---------------------------------------------------------------------------
@@ -1431,13 +1479,8 @@ def assess_restore(observation, target):
     return None, False
 
 
-def decide_rollback(observation, target, waited_s, max_wait_s, handed_over):
-    """The next step of a rollback (docs/behaviour.rst, 'Rolling back'), from one observation.
-
-    ``observation.new_app`` is the app restored, ``old_app`` the failed one
-    (None: gone, the rollback is done). ``waited_s``: how long the failed app
-    has been draining; ``handed_over``: the hand-over scale was made.
-    """
+def _rollback_marathon_step(observation, target, handed_over):
+    """The rollback's step that Marathon's answers alone decide, or None: marathon-lb's view decides it."""
     restored, failed = observation.new_app, observation.old_app
     doubt = _apps_doubt(observation)
     if doubt is not None:
@@ -1446,10 +1489,28 @@ def decide_rollback(observation, target, waited_s, max_wait_s, handed_over):
         return Step(scale_to=target)
     if failed is None:
         return Step(done=True)
-    deploying = bool(restored.get("deployments"))
-    if not handed_over and not deploying and needs_handover(observation):
+    if not handed_over and not restored.get("deployments") and needs_handover(observation):
         return Step(hand_over=True)
-    if observation.lbs is None and not deploying:
+    return None
+
+
+def rollback_reads_lbs(observation, target, handed_over):
+    """Whether the rollback's decision on ``observation`` needs every marathon-lb read: the poll reads them first."""
+    return _rollback_marathon_step(observation, target, handed_over) is None and not (
+        observation.new_app.get("deployments"))
+
+
+def decide_rollback(observation, target, waited_s, max_wait_s, handed_over):
+    """The next step of a rollback (docs/behaviour.rst, 'Rolling back'), from one observation.
+
+    ``observation.new_app`` is the app restored, ``old_app`` the failed one
+    (None: gone, the rollback is done). ``waited_s``: how long the failed app
+    has been draining; ``handed_over``: the hand-over scale was made.
+    """
+    step = _rollback_marathon_step(observation, target, handed_over)
+    if step is not None:
+        return step
+    if observation.lbs is None and rollback_reads_lbs(observation, target, handed_over):
         return Step(read_lbs=True)
     reason, draining = assess_restore(observation, target)
     if reason is None:
@@ -1514,14 +1575,27 @@ def _on_every_lb(lbs, predicate):
     return set.intersection(*sets) if sets else set()
 
 
-def decide(observation, plan, waited_s, max_wait_s):
-    """The next step of a swap, from one observation of Marathon and every marathon-lb."""
-    new_app, old_app = observation.new_app, observation.old_app
+def _swap_marathon_wait(observation):
+    """The swap's wait that Marathon's answers alone decide (in doubt, a deployment of the new app), or None."""
     doubt = _apps_doubt(observation)
     if doubt is not None:
         return Step(wait=doubt, bounded=False)
-    if new_app.get("deployments"):
+    if observation.new_app.get("deployments"):
         return Step(wait="the new app's Marathon deployment is in progress", bounded=False)
+    return None
+
+
+def swap_reads_lbs(observation):
+    """Whether the swap's decision on ``observation`` needs every marathon-lb read: the poll reads them first."""
+    return _swap_marathon_wait(observation) is None
+
+
+def decide(observation, plan, waited_s, max_wait_s):
+    """The next step of a swap, from one observation of Marathon and every marathon-lb."""
+    new_app, old_app = observation.new_app, observation.old_app
+    step = _swap_marathon_wait(observation)
+    if step is not None:
+        return step
     if observation.lbs is None:
         return Step(read_lbs=True)
     new_count, old_count = new_app.get("instances", 0), old_app.get("instances", 0)
@@ -1656,6 +1730,27 @@ class Verdict:
     reason: str
 
 
+class Gate(enum.Enum):
+    """What a step's traffic verdict means for the scale-up or the delete that follows it."""
+
+    CONTINUE = "continue"
+    WAIT = "wait"  # poll again, for more traffic to judge
+    FAIL = "fail"  # the release stops (CheckFailed)
+
+
+def traffic_gate(outcome, inconclusive, waited_s, max_wait_s):
+    """The gate for a verdict ``outcome`` ("pass", "fail", "inconclusive") after ``waited_s`` s of waiting for it.
+
+    ``inconclusive`` is --analysis-inconclusive: an inconclusive verdict
+    continues, fails, or waits for more traffic up to --max-wait, then continues.
+    """
+    if outcome == "fail" or outcome == "inconclusive" and inconclusive == "fail":
+        return Gate.FAIL
+    if outcome == "inconclusive" and inconclusive == "wait" and waited_s < max_wait_s:
+        return Gate.WAIT
+    return Gate.CONTINUE
+
+
 def judge_traffic(new, old, min_requests, max_error_rate=None, max_response_time_ms=None, names=("new", "old")):
     """The verdict on one step's traffic of the new colour, with the old colour's as the baseline."""
     new_name, old_name = names
@@ -1713,12 +1808,11 @@ def _describe(exc):
         return "connection timed out"
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return "no answer within the request timeout"
-    if isinstance(exc, requests.exceptions.SSLError) or _caused_by(exc, ssl.SSLError):
+    if _tls_failed(exc):
         return "TLS verification failed"
     if isinstance(exc, requests.exceptions.ConnectionError):
-        lookup = next((cause for cause in _causes(exc) if isinstance(cause, socket.gaierror)), None)
+        lookup = _lookup_failure(exc)
         if lookup is not None:
-            # EAI_AGAIN: the resolver could not answer now; any other code: the name has no address
             return "host name lookup failed" if lookup.errno == socket.EAI_AGAIN else "host name does not resolve"
         if _caused_by(exc, ConnectionRefusedError):
             return "connection refused"
@@ -1726,6 +1820,33 @@ def _describe(exc):
             return "connection reset"
         return "connection failed"
     return type(exc).__name__
+
+
+def _tls_failed(exc):
+    return isinstance(exc, requests.exceptions.SSLError) or _caused_by(exc, ssl.SSLError)
+
+
+def _lookup_failure(exc):
+    """The ``socket.gaierror`` behind a failed connection, or None."""
+    if not isinstance(exc, requests.exceptions.ConnectionError):
+        return None
+    return next((cause for cause in _causes(exc) if isinstance(cause, socket.gaierror)), None)
+
+
+def _permanent(exc):
+    """Whether asking again cannot help: TLS verification failed, or the host name has no address.
+
+    Decided by the exception types behind ``exc``, as ``_describe`` names
+    them: a lookup that failed with EAI_AGAIN (the resolver could not answer
+    now) is not permanent, any other ``socket.gaierror`` (the name has no
+    address) is; a timeout never is.
+    """
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout)):
+        return False
+    if _tls_failed(exc):
+        return True
+    lookup = _lookup_failure(exc)
+    return lookup is not None and lookup.errno != socket.EAI_AGAIN
 
 
 def _nothing_sent(exc):
@@ -1828,7 +1949,7 @@ class DcosAuth(requests.auth.AuthBase):
                 endpoint, json={"uid": uid, "token": signed, "exp": expires}, timeout=self.timeout_s, verify=self.verify
             )
         except requests.exceptions.RequestException as exc:
-            error = MarathonFailed if _describe(exc) in PERMANENT_CAUSES else MarathonUnavailable
+            error = MarathonFailed if _permanent(exc) else MarathonUnavailable
             raise error(f"DC/OS login at {redact_url(endpoint)} failed: {_describe(exc)}") from None
         if response.status_code != 200:
             error = MarathonUnavailable if response.status_code in RETRIED_STATUSES else MarathonFailed
@@ -1857,12 +1978,9 @@ def _token_lifetime_s(token, now_s):
         return DCOS_FALLBACK_TOKEN_LIFETIME_S
 
 
-PERMANENT_CAUSES = ("host name does not resolve", "TLS verification failed")
-
-
 def _may_try_again(method, exc, attempt, attempts):
     """After a transport error: a GET within its attempts, any request once more if nothing was sent."""
-    if _describe(exc) in PERMANENT_CAUSES:
+    if _permanent(exc):
         return False
     if _nothing_sent(exc):
         return attempt + 1 < max(attempts, 2)
@@ -2073,7 +2191,7 @@ class HttpClient:
                     continue
                 raise RequestFailed(f"{method} {redact_url(url)} failed{tries}: {_describe(exc)}",
                                     ambiguous=not _nothing_sent(exc),
-                                    permanent=_describe(exc) in PERMANENT_CAUSES) from None
+                                    permanent=_permanent(exc)) from None
             except UnreadableAnswer as exc:
                 if method == "GET" and exc.transient and attempt + 1 < attempts:
                     self._backoff(attempt)
@@ -2238,13 +2356,14 @@ class MarathonClient:
             response, url = self._send(method, path, body)
         except RequestFailed as exc:
             # "unsent": refused twice, not done; after the first write, read again and decide again all the same
-            outcome = "maybe" if exc.ambiguous else None if exc.permanent else "unsent"
+            outcome = (WriteOutcome.MAYBE if exc.ambiguous else WriteOutcome.FAILED if exc.permanent
+                       else WriteOutcome.UNSENT)
             raise failure(str(exc), outcome=outcome) from None
         if response.status_code == 409 and "locked" in _message(response).lower():
             raise Locked(_message(response))
         if response.status_code >= 400:
             # a 5xx may come after Marathon (or a proxy before it) acted: read the state again
-            outcome = "maybe" if response.status_code >= 500 else None
+            outcome = WriteOutcome.MAYBE if response.status_code >= 500 else WriteOutcome.FAILED
             raise failure(f"{method} {redact_url(url)} answered HTTP {response.status_code}: {_message(response)}",
                           outcome=outcome)
         return response
@@ -2646,6 +2765,21 @@ def summarise(app):
 ROLLBACK_CAUSES = (DeadlineExceeded, Stalled, HookRefused, ScaleFailed, CheckFailed)
 
 
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """How far a run got, as ``Deployer.progress`` gives it: what the final event and the failure report read.
+
+    Taken when the run ended: the report is built from what zdd last saw, never from new requests.
+    """
+
+    steps_taken: int = 0  # the swap's steps (SwapSteps.taken)
+    plan: Plan = None
+    swapping: bool = False  # both apps exist: a failure needs --resume or a way back
+    skipped: bool = False  # --skip-unchanged found nothing to deploy
+    last_seen: dict = dataclasses.field(default_factory=dict)  # app id -> the app as last read (None: gone)
+    marathon_away: bool = False  # Marathon was not answering when the run ended
+
+
 class Deployer:
     """Runs one zdd invocation against Marathon and marathon-lb: chooses the roles, then runs the loop.
 
@@ -2663,7 +2797,7 @@ class Deployer:
         self.deadline = deadline
         self.reporter = reporter
         self.resolve = resolve
-        self.steps = 0
+        self.swap_steps = None  # the swap's SwapSteps once it began: they count its steps
         self.plan = None
         self.swapping = False  # both apps exist: a failure from here on needs --resume or a way back
         self.marathon_away_since = None  # when the Marathon outage now waited out began
@@ -2820,9 +2954,9 @@ class Deployer:
             self.wait_locked(doing, exc)
             return False
         except WriteFailed as exc:
-            if exc.outcome is None or not self.swapping and exc.outcome == "unsent":
+            if exc.outcome is WriteOutcome.FAILED or not self.swapping and exc.outcome is WriteOutcome.UNSENT:
                 raise
-            if exc.outcome == "maybe" and landed is not None and self.read_marathon(landed):
+            if exc.outcome is WriteOutcome.MAYBE and landed is not None and self.read_marathon(landed):
                 logger.warning("%s; %s", exc, notes[0])
                 self.writes_failed = 0
                 return True
@@ -2884,10 +3018,31 @@ class Deployer:
             return self.rollback(failure)
 
     def swap(self):
-        steps = SwapSteps(self)
+        steps = self.swap_steps = SwapSteps(self.plan, self.options, self.step_tools())
         if self.options.analysing:
-            steps.traffic_baseline()
+            steps.count_from(self.traffic_baseline(steps))
         return self.converge(steps, looks=int(self.just_wrote))
+
+    def traffic_baseline(self, steps):
+        """Both apps and every marathon-lb's counters read now, before the first step; None: Marathon failed."""
+        try:
+            observation = self.read_apps(steps)
+        except MarathonFailed as exc:  # the loop reads again; its first poll is the baseline then
+            logger.warning("no traffic baseline before the first step (%s): step 1 counts from its first poll", exc)
+            return None
+        return dataclasses.replace(observation, lbs=self.lbs.observe(self.backend(observation.new_app)))
+
+    def step_tools(self):
+        """What the loop's steps act with: the write path, prompts, waits and output, not the Deployer itself."""
+        return StepTools(self.marathon, self.reporter, self.clock, self.write, self.delete_app, self.save_previous,
+                         self.confirm, self.sleep, self.pause_after_write, self.report, self.report_rollback,
+                         self.deadline.bound)
+
+    def progress(self):
+        """How far this run got (a frozen snapshot): what ``main``'s final event and failure report read."""
+        return Progress(steps_taken=self.swap_steps.taken if self.swap_steps else 0, plan=self.plan,
+                        swapping=self.swapping, skipped=self.skipped, last_seen=dict(self.last_seen),
+                        marathon_away=self.marathon_away_since is not None)
 
     def rollback(self, failure):
         """Restore the old app to the target, then drain and delete the new one."""
@@ -2898,7 +3053,7 @@ class Deployer:
         self.deadline.enter_rollback()
         started = self.clock.monotonic()
         try:
-            self.converge(RollbackSteps(self))
+            self.converge(RollbackSteps(self.plan, self.options.max_wait, self.step_tools()))
         except Interrupted:
             raise
         except SaveFailed as exc:  # its own exit code: nothing was deleted
@@ -2912,66 +3067,63 @@ class Deployer:
     # -- the loop: observe, decide, act -----------------------------------
 
     def converge(self, steps, looks=0):
-        """Observe, decide (``steps.decide``, pure) and act until the decision is done; what ``steps`` returns then.
+        """Poll (one decision: ``steps.next_step``, pure) and act until it is done; what ``steps`` returns then.
 
         One loop for the swap and the rollback (docs/behaviour.rst,
-        'The swap loop'): it checks for signals and the deadline before every poll,
-        stops a wait without progress (StallWatch), and looks again soon after
-        a write or a changed wait. The acts write through ``write``: a write
-        that did not go through (locked, no clear outcome) is decided again
-        from a new poll.
+        'The swap loop'), asking of them what ``LoopSteps`` says: it checks for
+        signals and the deadline before every poll, stops a wait without
+        progress (StallWatch), and looks again soon after a write or a changed
+        wait (``look_again``). The acts write through ``write``: a write that
+        did not go through (locked, no clear outcome) is decided again from a
+        new poll.
         """
         stall = StallWatch(self.clock, self.options.stall_timeout)
         waiting_since = None  # when the wait that --max-wait bounds began
         step_since = self.clock.monotonic()  # when this step started (what the progress line shows)
-        last_wait = None  # the last poll's wait
+        looks = Looks(looks)
         while True:
             self.interrupts.check()
             self.deadline.check(steps.doing)
-            observation = self.observe(steps)
+            observation = self.read_apps(steps)
             now = self.clock.monotonic()
             waiting_since = now if waiting_since is None else waiting_since
-            observation, step = self.decide(steps, observation, now - waiting_since)
+            observation, step = self.poll(steps, observation, now - waiting_since)
             steps.report(observation, step, now - step_since)
             if step.done:
                 return steps.finish(observation)
-            stall.observe(observation, step)
+            stall.check(observation, step)
             if step.forced or step.wait and not step.bounded:
                 waiting_since = None
             if step.wait:
-                # A new wait is a consequence of zdd's write arriving (a deployment ending, a reload):
-                # look again soon. A marathon-lb that does not answer is not one.
-                looks = 0 if last_wait not in (None, step.wait) and not step.lb_failed else looks
-                pause_s = look_again_s(looks, self.options.step_delay)
-                if step.look_again_s is not None:  # a wait that ends by itself: look again right then
-                    pause_s = min(step.look_again_s, self.options.step_delay)
-                looks, last_wait = looks + 1, step.wait
+                pause_s, looks = look_again(looks, step, self.options.step_delay)
                 steps.waiting(step, now - step_since, pause_s)
                 self.sleep(pause_s)
                 continue
-            result = steps.act(observation, step)
-            if result is NOT_YET:
+            acted = steps.act(observation, step)
+            if isinstance(acted, ExitCode):
+                return acted
+            if acted is Acted.NOT_YET:
                 continue
-            if result is not None and result is not NOT_SENT:
-                return result
-            paused = steps.wrote(sent=result is None)
-            waiting_since = None
-            step_since = self.clock.monotonic()
-            looks, last_wait = int(paused), None  # a pause after the write was the first wait
+            paused = steps.wrote(sent=acted is Acted.WROTE)
+            waiting_since, step_since = None, self.clock.monotonic()
+            looks = Looks(int(paused))  # a pause after the write was the first wait
 
-    def decide(self, steps, observation, waited_s):
-        """One poll's step: marathon-lb read when the decision needs it; before a kill or a delete, the reload check.
+    def poll(self, steps, observation, waited_s):
+        """One poll's observation completed, and its one decision: marathon-lb read first when the decision needs it.
 
-        The reload check (--reload-check; docs/behaviour.rst, 'Old HAProxy workers'):
-        the grace from the reads themselves, or the PIDs read now, after the stats.
+        ``steps.reads_lbs`` says so from Marathon's answers. Before a kill or
+        a delete, the reload check (--reload-check;
+        docs/behaviour.rst, 'Old HAProxy workers'): the grace from the reads
+        themselves, or the PIDs read now, after the stats; PIDs that show a
+        reload are the one thing that makes the step be decided again, from
+        the observation with them.
         """
-        step = steps.decide(observation, waited_s)
-        if step.read_lbs:
+        if observation.lbs is None and steps.reads_lbs(observation):
             lbs = self.lbs.observe(self.backend(observation.new_app))
             lbs = track_reads(self.lb_reads, lbs, set(observation.names.values()))
             self.lb_reads = {lb.url: lb for lb in lbs}
             observation = dataclasses.replace(observation, lbs=lbs)
-            step = steps.decide(observation, waited_s)
+        step = steps.next_step(observation, waited_s)
         if observation.lbs is None:
             observation = dataclasses.replace(observation, lbs=())
         steps.seen(observation)
@@ -2979,7 +3131,8 @@ class Deployer:
             if reload_check_of(observation.lbs, self.options.reload_check) == "getpids":
                 # a reload started by the stats read would be missed before them: the PIDs after the stats
                 observation = dataclasses.replace(observation, lbs=self.lbs.with_pids(observation.lbs))
-                step = steps.decide(observation, waited_s)
+                if _lb_problem(observation.lbs) is not None:  # the PIDs are read by nothing else
+                    step = steps.next_step(observation, waited_s)
             elif not step.forced:
                 waiting = reload_wait(observation, step, self.options.reload_grace)
                 if waiting and waited_s < self.options.max_wait:
@@ -2988,10 +3141,10 @@ class Deployer:
                     step = dataclasses.replace(step, forced=True)
         return observation, step
 
-    def observe(self, steps):
+    def read_apps(self, steps):
         """Both apps of ``steps.app_ids`` from Marathon (an outage waited out), ``steps.complete``d, named.
 
-        marathon-lb is not read here: the decision asks for it (``Step.read_lbs``).
+        marathon-lb is not read here: ``poll`` reads it when the decision needs it.
         """
         new_id, old_id = steps.app_ids
         waited_s = self.marathon_waited_s
@@ -3020,18 +3173,17 @@ class Deployer:
     def write_failed(self, exc, note):
         """After ``self.writes_failed`` writes in a row without a clear answer: read again and decide again.
 
-        At once up to 3 times in a row, then every --step-delay, until such
-        failures in a row have lasted --stall-timeout: then ``exc`` stops zdd
-        (before anything is half done: after 3 at once).
+        When, or whether ``exc`` stops zdd instead, ``after_failed_write`` says.
         """
         in_a_row = self.writes_failed
         now = self.clock.monotonic()
         if in_a_row == 1:
             self.writes_failing_since = now
         failing_s = now - self.writes_failing_since
-        if in_a_row > AMBIGUOUS_WRITES_TOLERATED:
-            if not self.swapping or self.options.stall_timeout and failing_s >= self.options.stall_timeout:
-                raise exc
+        then = after_failed_write(in_a_row, failing_s, self.swapping, self.options.stall_timeout)
+        if then is AfterFailedWrite.GIVE_UP:
+            raise exc
+        if then is AfterFailedWrite.LATER:
             logger.warning("%s; %d writes in a row failed in %.0f s: reading Marathon again in %g s", exc, in_a_row,
                            failing_s, self.options.step_delay)
             self.sleep(self.options.step_delay)
@@ -3066,20 +3218,81 @@ class Deployer:
         self.reporter.emit("deleted", app=app_id)
         return True
 
-    def report(self, observation, step, waited_s):
-        """One progress line per poll, and a poll event; ``waited_s``: how long this step has waited so far."""
+    def report(self, observation, step, waited_s, number):
+        """A swap's poll: one progress line and a poll event; ``waited_s``: how long step ``number`` has waited."""
         new_app, old_app = observation.new_app, observation.old_app
         doing = f"waiting: {step.wait} (waited {waited_s:.0f} s in this step)" if step.wait else _describe_step(step)
         self.reporter.event(
-            "poll", step=self.steps + 1, new_app=new_app["id"], new_instances=new_app.get("instances", 0),
+            "poll", step=number, new_app=new_app["id"], new_instances=new_app.get("instances", 0),
             old_app=old_app["id"], old_instances=old_app.get("instances", 0), waiting=step.wait,
             lbs=[_lb_counts(lb) for lb in observation.lbs],
             _new=summarise(new_app), _old=colour_of(old_app) or old_app["id"], _doing=doing,
         )
 
+    def report_rollback(self, observation, step, waited_s):
+        """A rollback's poll: a progress line while it waits (no poll event: its apps' roles are turned round)."""
+        if step.wait:
+            logger.info("rollback: %s up, waiting: %s", summarise(observation.new_app), step.wait)
 
-NOT_YET = object()  # what a step's act returns when it wrote nothing and the loop should poll again
-NOT_SENT = object()  # what it returns when a write did not go through: the loop decides again from a new poll
+
+class Acted(enum.Enum):
+    """What a step's ``act`` did, when the run goes on (it returns the ExitCode the run ends with otherwise)."""
+
+    WROTE = "wrote"  # its writes went through (or it had none): the step is taken, the pause after a write
+    NOT_SENT = "not sent"  # a write did not go through (locked, no clear outcome): decided again from a new poll
+    NOT_YET = "not yet"  # nothing written, the gate waits for traffic: poll again
+
+
+class LoopSteps(typing.Protocol):
+    """What ``Deployer.converge``, the one loop, asks of the steps it runs: SwapSteps and RollbackSteps."""
+
+    doing: str  # what zdd is doing, for the deadline's message
+    app_ids: tuple  # (new, old) app ids read from Marathon every poll (a rollback: restored, failed)
+
+    def complete(self, new_app, old_app) -> tuple:
+        """Both apps as the decision takes them (a missing one filled in), or a MarathonFailed."""
+
+    def reads_lbs(self, observation) -> bool:
+        """Whether the decision on this observation of Marathon needs every marathon-lb read first."""
+
+    def next_step(self, observation, waited_s) -> Step:
+        """The poll's one decision (a pure function of the core); ``waited_s`` towards --max-wait."""
+
+    def seen(self, observation) -> None:
+        """The poll's whole observation, before acting on it."""
+
+    def report(self, observation, step, waited_s) -> None:
+        """The poll's progress output; ``waited_s``: how long the step has waited so far."""
+
+    def waiting(self, step, waited_s, pause_s) -> None:
+        """The step waits: output before the loop sleeps ``pause_s``."""
+
+    def finish(self, observation) -> ExitCode:
+        """The decision is done: the exit code."""
+
+    def act(self, observation, step) -> typing.Union[Acted, ExitCode]:
+        """Carry the step out; an ExitCode ends the loop with it."""
+
+    def wrote(self, sent) -> bool:
+        """After an act that went past its checks (``sent``: its writes went through): whether it paused."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StepTools:
+    """What the loop's steps act with (``Deployer.step_tools``); they keep no Deployer and write none of its state."""
+
+    marathon: "MarathonClient"  # writes only through ``write`` or ``delete_app``
+    reporter: Reporter
+    clock: object
+    write: typing.Callable  # Deployer.write: one Marathon write; False: it did not go through
+    delete_app: typing.Callable  # Deployer.delete_app
+    save_previous: typing.Callable  # Deployer.save_previous: --save-previous before a delete
+    confirm: typing.Callable  # Deployer.confirm: the prompt, unless --force
+    sleep: typing.Callable  # Deployer.sleep: within --deadline, stopped by a signal
+    pause_after_write: typing.Callable  # Deployer.pause_after_write
+    report_poll: typing.Callable  # Deployer.report: a swap's poll
+    report_rollback: typing.Callable  # Deployer.report_rollback: a rollback's poll
+    bound: typing.Callable  # Deadline.bound: a hook's time within --deadline
 
 
 class SwapSteps:
@@ -3093,13 +3306,12 @@ class SwapSteps:
     doing = "deploying"  # for the deadline's message
     writing = "changing instances"  # for the locked message
 
-    def __init__(self, deployer):
-        self.deployer = deployer
-        self.options = deployer.options
-        self.plan = deployer.plan
-        self.app_ids = (self.plan.new_id, self.plan.old_id)
+    def __init__(self, plan, options, tools):
+        self.plan, self.options, self.tools = plan, options, tools
+        self.app_ids = (plan.new_id, plan.old_id)
         self.tally = Tally()  # the traffic since the last step's writes
         self.traffic_waiting_since = None  # when a step began waiting for enough traffic to judge
+        self.taken = 0  # steps taken: written, or tried (the delete counts when it starts); the polls show the next
 
     def complete(self, new_app, old_app):
         if new_app is None:
@@ -3108,7 +3320,10 @@ class SwapSteps:
             old_app = {"id": self.plan.old_id, "instances": 0, "tasks": [], "labels": {}}
         return new_app, old_app
 
-    def decide(self, observation, waited_s):
+    def reads_lbs(self, observation):
+        return swap_reads_lbs(observation)
+
+    def next_step(self, observation, waited_s):
         return decide(observation, self.plan, waited_s, self.options.max_wait)
 
     def seen(self, observation):
@@ -3116,14 +3331,14 @@ class SwapSteps:
             self.tally = tally_traffic(self.tally, observation)
 
     def report(self, observation, step, waited_s):
-        self.deployer.report(observation, step, waited_s)
+        self.tools.report_poll(observation, step, waited_s, self.taken + 1)
         if step.forced:
             logger.warning("--max-wait (%g s) passed: going on with the old tasks in MAINT, drained or not",
                            self.options.max_wait)
 
     def waiting(self, step, waited_s, pause_s):
-        self.deployer.reporter.event("waiting", reason=step.wait, waited_s=round(waited_s, 3),
-                                     next_poll_s=round(pause_s, 3))
+        self.tools.reporter.event("waiting", reason=step.wait, waited_s=round(waited_s, 3),
+                                  next_poll_s=round(pause_s, 3))
 
     def finish(self, observation):
         logger.info("Hybrid deployment in place: new %s, old %s", summarise(observation.new_app),
@@ -3131,78 +3346,75 @@ class SwapSteps:
         return ExitCode.OK
 
     def act(self, observation, step):
-        deployer, new_app, old_app = self.deployer, observation.new_app, observation.old_app
+        tools, new_app, old_app = self.tools, observation.new_app, observation.old_app
         if (step.scale_to is not None or step.delete_old) and not self.gate(observation, step):
-            deployer.sleep(self.options.step_delay)
-            return NOT_YET
+            tools.sleep(self.options.step_delay)
+            return Acted.NOT_YET
         if step.delete_old:
-            deployer.steps += 1
-            logger.info("About to delete the old app %s", old_app["id"])
-            deployer.confirm("Continue?")
-            deployer.save_previous(old_app)
-            if not deployer.delete_app(old_app["id"], self.writing):
-                return NOT_SENT
-            logger.info("Deleted %s: the deployment is complete", old_app["id"])
-            return ExitCode.OK
+            return self.delete_old(old_app)
         if step.kill:
             if self.options.pre_kill_hook:
                 self.run_command("pre-kill hook", self.options.pre_kill_hook, old_app, step.kill, new_app,
                                  HookRefused, "not killing any task")
-            killing = deployer.reporter.before("killed", app=old_app["id"], tasks=list(step.kill), forced=step.forced)
-            deployer.confirm("Continue?")
+            killing = tools.reporter.before("killed", app=old_app["id"], tasks=list(step.kill), forced=step.forced)
+            tools.confirm("Continue?")
             # no stop between the hook, the answer and the kill
-            if not deployer.write(self.writing, lambda: deployer.marathon.kill_tasks(step.kill)):
-                return NOT_SENT
+            if not tools.write(self.writing, lambda: tools.marathon.kill_tasks(step.kill)):
+                return Acted.NOT_SENT
             killing.done()
         if step.scale_to is not None:
-            scaling = deployer.reporter.before("scaled.up", app=new_app["id"], instances=step.scale_to)
-            if not deployer.write(self.writing, lambda: deployer.marathon.scale_app(new_app["id"], step.scale_to)):
-                return NOT_SENT
+            scaling = tools.reporter.before("scaled.up", app=new_app["id"], instances=step.scale_to)
+            if not tools.write(self.writing, lambda: tools.marathon.scale_app(new_app["id"], step.scale_to)):
+                return Acted.NOT_SENT
             scaling.done()
-        return None
+        return Acted.WROTE
+
+    def delete_old(self, old_app):
+        """The last step: the old app deleted, once the operator agrees and --save-previous kept it."""
+        self.taken += 1
+        logger.info("About to delete the old app %s", old_app["id"])
+        self.tools.confirm("Continue?")
+        self.tools.save_previous(old_app)
+        if not self.tools.delete_app(old_app["id"], self.writing):
+            return Acted.NOT_SENT
+        logger.info("Deleted %s: the deployment is complete", old_app["id"])
+        return ExitCode.OK
 
     def wrote(self, sent):
         """After a step's writes (``sent``: they went through): the pause, then the next step's traffic window."""
         if sent:
-            self.deployer.pause_after_write()
+            self.tools.pause_after_write()
         self.tally = new_window(self.tally)
-        self.deployer.steps += 1
+        self.taken += 1
         return sent
 
-    def traffic_baseline(self):
-        """The tally's starting point: every marathon-lb's counters read now, before the first step."""
-        deployer = self.deployer
-        try:
-            observation = deployer.observe(self)
-        except MarathonFailed as exc:  # the loop reads again; its first poll is the baseline then
-            logger.warning("no traffic baseline before the first step (%s): step 1 counts from its first poll", exc)
-            return
-        lbs = deployer.lbs.observe(deployer.backend(observation.new_app))
-        self.tally = tally_traffic(Tally(), dataclasses.replace(observation, lbs=lbs))
+    def count_from(self, observation):
+        """The tally's starting point: ``observation``, every marathon-lb's counters before the first step."""
+        if observation is not None:
+            self.tally = tally_traffic(Tally(), observation)
 
     def gate(self, observation, step):
         """Before a scale-up or the delete: judge the step's traffic, then run --step-check; False: wait for traffic."""
         options, new_app, old_app = self.options, observation.new_app, observation.old_app
-        number = self.deployer.steps + 1
+        number = self.taken + 1
         if options.analysing:
             names = (colour_of(new_app) or new_app["id"], colour_of(old_app) or old_app["id"])
             verdict = judge_traffic(self.tally.new, self.tally.baseline, options.analysis_min_requests,
                                     options.max_error_rate, options.max_response_time, names)
             self.report_analysis(number, names, verdict)
-            if verdict.outcome == "fail":
+            now = self.tools.clock.monotonic()
+            since = now if self.traffic_waiting_since is None else self.traffic_waiting_since
+            gate = traffic_gate(verdict.outcome, options.analysis_inconclusive, now - since, options.max_wait)
+            if gate is Gate.FAIL and verdict.outcome == "fail":
                 raise CheckFailed(f"the analysis stopped the release at step {number}: {verdict.reason}")
-            if verdict.outcome == "inconclusive" and options.analysis_inconclusive == "fail":
+            if gate is Gate.FAIL:
                 raise CheckFailed(f"the analysis could not judge step {number} (--analysis-inconclusive "
                                   f"fail): {verdict.reason}")
-            if verdict.outcome == "inconclusive" and options.analysis_inconclusive == "wait":
-                now = self.deployer.clock.monotonic()
-                if self.traffic_waiting_since is None:
-                    self.traffic_waiting_since = now
-                if now - self.traffic_waiting_since < options.max_wait:
-                    self.deployer.reporter.event("waiting", reason=f"traffic to judge: {verdict.reason}",
-                                                 waited_s=round(now - self.traffic_waiting_since, 3),
-                                                 next_poll_s=options.step_delay)
-                    return False
+            if gate is Gate.WAIT:
+                self.traffic_waiting_since = since
+                self.tools.reporter.event("waiting", reason=f"traffic to judge: {verdict.reason}",
+                                          waited_s=round(now - since, 3), next_poll_s=options.step_delay)
+                return False
         self.traffic_waiting_since = None
         if options.step_check:
             # before the delete, the tasks that go are all the old app's
@@ -3219,15 +3431,15 @@ class SwapSteps:
             colours[name] = {"role": role, "requests": traffic.requests, "failures": traffic.failures,
                              "rate": round(traffic.rate, 4),
                              "rtime_ms": None if rtime_ms is None else round(rtime_ms, 1)}
-        self.deployer.reporter.event("analysis", step=number, verdict=verdict.outcome, reason=verdict.reason,
-                                     colours=colours)
+        self.tools.reporter.event("analysis", step=number, verdict=verdict.outcome, reason=verdict.reason,
+                                  colours=colours)
 
     def run_command(self, what, command, old_app, task_ids, new_app, failure, refusal):
         """Run a hook or check with the old app, the task ids and the new app as JSON; ``failure`` unless it exits 0."""
         logger.info("Calling the %s %s", what, command)
         argv = [command, json.dumps(old_app), json.dumps(list(task_ids)), json.dumps(new_app)]
         try:
-            result = subprocess.run(argv, timeout=self.deployer.deadline.bound(HOOK_TIMEOUT_S), check=False)
+            result = subprocess.run(argv, timeout=self.tools.bound(HOOK_TIMEOUT_S), check=False)
         except subprocess.TimeoutExpired:
             raise failure(f"the {what} {command} did not finish in time") from None
         except OSError as exc:
@@ -3245,10 +3457,9 @@ class RollbackSteps:
     doing = "rolling back"
     writing = "restoring the old app"
 
-    def __init__(self, deployer):
-        self.deployer = deployer
-        self.plan = deployer.plan
-        self.app_ids = (self.plan.old_id, self.plan.new_id)
+    def __init__(self, plan, max_wait_s, tools):
+        self.plan, self.max_wait_s, self.tools = plan, max_wait_s, tools
+        self.app_ids = (plan.old_id, plan.new_id)
         self.handed_over = False
 
     def complete(self, restored, failed):
@@ -3256,9 +3467,11 @@ class RollbackSteps:
             raise MarathonFailed(f"{self.plan.old_id} is gone: there is nothing to roll back to")
         return restored, failed
 
-    def decide(self, observation, waited_s):
-        return decide_rollback(observation, self.plan.target, waited_s, self.deployer.options.max_wait,
-                               self.handed_over)
+    def reads_lbs(self, observation):
+        return rollback_reads_lbs(observation, self.plan.target, self.handed_over)
+
+    def next_step(self, observation, waited_s):
+        return decide_rollback(observation, self.plan.target, waited_s, self.max_wait_s, self.handed_over)
 
     def seen(self, observation):
         pass
@@ -3266,8 +3479,7 @@ class RollbackSteps:
     def report(self, observation, step, waited_s):
         if step.forced:
             logger.warning("--max-wait passed: deleting %s while HAProxy still drains it", self.plan.new_id)
-        if step.wait:
-            logger.info("rollback: %s up, waiting: %s", summarise(observation.new_app), step.wait)
+        self.tools.report_rollback(observation, step, waited_s)
 
     def waiting(self, step, waited_s, pause_s):
         pass
@@ -3276,18 +3488,18 @@ class RollbackSteps:
         return ExitCode.ROLLED_BACK
 
     def act(self, observation, step):
-        deployer, plan = self.deployer, self.plan
+        tools, plan = self.tools, self.plan
         if step.scale_to is not None:
-            scaling = deployer.reporter.before("scaled.back", app=plan.old_id, instances=step.scale_to)
-            if not deployer.write(self.writing, lambda: deployer.marathon.scale_app(plan.old_id, step.scale_to)):
-                return NOT_SENT
+            scaling = tools.reporter.before("scaled.back", app=plan.old_id, instances=step.scale_to)
+            if not tools.write(self.writing, lambda: tools.marathon.scale_app(plan.old_id, step.scale_to)):
+                return Acted.NOT_SENT
             scaling.done()
         elif step.hand_over:
             return self.hand_over()
         elif step.delete_old:
-            deployer.save_previous(observation.old_app)
-            return ExitCode.ROLLED_BACK if deployer.delete_app(plan.new_id, self.writing) else NOT_SENT
-        return None
+            tools.save_previous(observation.old_app)
+            return ExitCode.ROLLED_BACK if tools.delete_app(plan.new_id, self.writing) else Acted.NOT_SENT
+        return Acted.WROTE
 
     def hand_over(self):
         """Make marathon-lb treat the restored app as the new one, so that it drains the failed app.
@@ -3297,17 +3509,17 @@ class RollbackSteps:
         at once back (forced over the first deployment): Marathon stops the
         extra task while it is still staging, before any marathon-lb routes it.
         """
-        deployer, plan = self.deployer, self.plan
-        marathon, reporter = deployer.marathon, deployer.reporter
+        plan, tools = self.plan, self.tools
+        marathon, reporter = tools.marathon, tools.reporter
         scaling = reporter.before("scaled.hand_over", app=plan.old_id, instances=plan.target + 1, _drains=plan.new_id)
-        if not deployer.write(self.writing, lambda: marathon.scale_app(plan.old_id, plan.target + 1)):
-            return NOT_SENT
+        if not tools.write(self.writing, lambda: marathon.scale_app(plan.old_id, plan.target + 1)):
+            return Acted.NOT_SENT
         scaling.done()
-        if not deployer.write(self.writing, lambda: marathon.scale_app(plan.old_id, plan.target, force=True)):
-            return NOT_SENT
+        if not tools.write(self.writing, lambda: marathon.scale_app(plan.old_id, plan.target, force=True)):
+            return Acted.NOT_SENT
         reporter.emit("scaled", app=plan.old_id, instances=plan.target)
         self.handed_over = True
-        return None
+        return Acted.WROTE
 
     def wrote(self, sent):
         return False  # no pause: the next poll comes at once, and waits as the decision says
@@ -3352,7 +3564,7 @@ class StallWatch:
         self.signature = None
         self.since = clock.monotonic()
 
-    def observe(self, observation, step):
+    def check(self, observation, step):
         new_app, old_app = observation.new_app, observation.old_app
         healthy = sum(1 for task in new_app.get("tasks") or [] if is_routable(new_app, task))
         signature = (new_app.get("instances"), old_app.get("instances"), healthy, len(old_app.get("tasks") or []))
@@ -3773,20 +3985,29 @@ class LiveDeployer(Deployer):
         self.schedule = None  # (new counts, old counts) from the first poll on
         self.step_started = (None, 0.0)  # (step number, monotonic s when it began)
 
-    def report(self, observation, step, *args, **kwargs):
-        self.live.absorbing = True
-        try:
-            super().report(observation, step, *args, **kwargs)
-        finally:
-            self.live.absorbing = False
+    def report(self, observation, step, waited_s, number):
+        self._absorbing(super().report, observation, step, waited_s, number)
         if self.schedule is None:
             self.schedule = scale_schedule(self.plan, observation.new_app.get("instances", 0),
                                            observation.old_app.get("instances", 0))
         now = self.clock.monotonic()
-        if self.step_started[0] != self.steps:
-            self.step_started = (self.steps, now)
-        self.live.block.draw(live_lines(observation, step, self.steps + 1, now - self.step_started[1],
+        if self.step_started[0] != number:
+            self.step_started = (number, now)
+        self.live.block.draw(live_lines(observation, step, number, now - self.step_started[1],
                                         self.schedule, self.live.poll_line))
+
+    def report_rollback(self, observation, step, waited_s):
+        self._absorbing(super().report_rollback, observation, step, waited_s)
+        self.live.block.draw(rollback_lines(observation, step, waited_s, self.live.poll_line))
+
+    def _absorbing(self, report, *args):
+        """``report(*args)`` with the line it logs kept for the block (the poll's own line), not printed."""
+        self.live.poll_line = None
+        self.live.absorbing = True
+        try:
+            report(*args)
+        finally:
+            self.live.absorbing = False
 
     def confirm(self, question):
         if not self.options.force:
@@ -3807,6 +4028,31 @@ def live_lines(observation, step, number, step_waited_s, schedule, poll_line):
              f"schedule {_marked(news, new_app.get('instances', 0))}",
              f"  old {colour_of(old_app) or old_app['id']}: {old_healthy} healthy of {old_app.get('instances', 0)}, "
              f"schedule {_marked(olds, old_app.get('instances', 0))}"]
+    return lines + _live_lb_lines(observation) + ([poll_line] if poll_line else [])
+
+
+def _rollback_doing(step):
+    if step.wait:
+        return f"waiting: {step.wait}"
+    if step.done:
+        return "rolled back"
+    if step.delete_old:
+        return "deleting the failed app"
+    if step.hand_over:
+        return "scaling the restored app up one and back"
+    return f"scaling back to {step.scale_to}"
+
+
+def rollback_lines(observation, step, waited_s, poll_line):
+    """The live block in a rollback: what it does, the restored and the failed app, each marathon-lb, its poll line."""
+    doing = _rollback_doing(step)
+    lines = [f"rolling back, {waited_s:.0f} s so far: {doing}", f"  restored {summarise(observation.new_app)}",
+             f"  failed {summarise(observation.old_app)}"]
+    return lines + _live_lb_lines(observation) + ([poll_line] if poll_line else [])
+
+
+def _live_lb_lines(observation):
+    lines = []
     for lb in observation.lbs:
         counts = _lb_counts(lb)
         if lb.listeners is None:
@@ -3814,7 +4060,7 @@ def live_lines(observation, step, number, step_waited_s, schedule, poll_line):
         else:
             lines.append(f"  marathon-lb {lb.url}: {counts['pids']} PIDs, UP {counts['up']}, MAINT {counts['maint']}"
                          f", drained {counts['drained']}")
-    return lines + ([poll_line] if poll_line else [])
+    return lines
 
 
 def deployer_for(live):
@@ -4317,45 +4563,49 @@ RESULTS = {ExitCode.OK: "deployed", ExitCode.DECLINED: "declined", ExitCode.ROLL
            ExitCode.INTERRUPTED: "interrupted", ExitCode.TERMINATED: "interrupted"}
 
 
+def _progress(run):
+    return run.deployer.progress() if run.deployer is not None else Progress()
+
+
 def _summary(code, run):
     """The fields of the final event."""
-    options, deployer = run.options, run.deployer
+    options, progress = run.options, _progress(run)
     result = RESULTS.get(code, "failed")
     if code == ExitCode.OK and options.dry_run:
         result = "dry_run"
     if code == ExitCode.OK and options.status:
         result = "status"
-    if code == ExitCode.OK and deployer is not None and deployer.skipped:
+    if code == ExitCode.OK and progress.skipped:
         result = "unchanged"
     summary = {"result": result, "exit_code": int(code),
                "duration_s": round(run.env.clock.monotonic() - run.reporter.started, 3),
-               "steps": deployer.steps if deployer else 0, "new_app": None, "old_app": None}
-    if deployer is not None and deployer.plan is not None:
-        summary.update(new_app=deployer.plan.new_id, old_app=deployer.plan.old_id)
-    if deployer is not None and deployer.swapping and result in ("failed", "interrupted"):
+               "steps": progress.steps_taken, "new_app": None, "old_app": None}
+    if progress.plan is not None:
+        summary.update(new_app=progress.plan.new_id, old_app=progress.plan.old_id)
+    if progress.swapping and result in ("failed", "interrupted"):
         summary["resume_command"] = resume_command(options.argv)
     return summary
 
 
 def _report_failure(exc, run):
     """The error event; its text: the error, and while both apps exist their state as last seen and the ways on."""
-    deployer, argv = run.deployer, run.options.argv
+    progress, argv = _progress(run), run.options.argv
     report = {}
-    if deployer is not None and deployer.swapping and not isinstance(exc, (InvalidArgs, BadApp, Declined, RolledBack)):
-        plan = deployer.plan
-        report = {"_state": "; ".join(f"{app_id}: {_last_seen_state(deployer, app_id)}"
+    if progress.swapping and not isinstance(exc, (InvalidArgs, BadApp, Declined, RolledBack)):
+        plan = progress.plan
+        report = {"_state": "; ".join(f"{app_id}: {_last_seen_state(progress, app_id)}"
                                       for app_id in (plan.new_id, plan.old_id)),
                   "_finish": resume_command(argv), "_back": resume_command(argv, "--complete-prev")}
     run.reporter.event("error", message=str(exc), exit_code=int(exc.exit_code), _hint=exc.hint, **report)
 
 
-def _last_seen_state(deployer, app_id):
+def _last_seen_state(progress, app_id):
     """An app's state for the failure report, as the loop last saw it: never a new request (the deadline may
     have passed, Marathon may be away); marked as such when Marathon was not answering."""
-    if app_id not in deployer.last_seen:
+    if app_id not in progress.last_seen:
         return "not read yet"
-    state = summarise(deployer.last_seen[app_id])
-    return f"{state} (as last seen)" if deployer.marathon_away_since is not None else state
+    state = summarise(progress.last_seen[app_id])
+    return f"{state} (as last seen)" if progress.marathon_away else state
 
 
 class SystemClock:

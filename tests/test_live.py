@@ -25,7 +25,7 @@ import pytest
 
 import zdd
 from tests.helpers import QUIET as BASE_QUIET
-from tests.helpers import SEQUENCE_3, ActingClock, run, seed_blue, writes, zdd_labels
+from tests.helpers import SEQUENCE_3, ActingClock, make_hook, run, seed_blue, writes, zdd_labels
 from tests.sandbox.cluster import zdd_command
 from tests.sandbox.world import load_fixture
 
@@ -144,6 +144,24 @@ def test_a_prompt_clears_the_block_first(world, app_path):
         "Continue? [Y/n] y"] * 3
     assert not any(line.startswith("step ") for line in shown)
     assert "\n".join(shown).count("Scaling /nginx-green up to") == 2
+
+
+def test_a_rollback_redraws_the_block_too(world, app_path, tmp_path):
+    seed_blue(world, 3)
+    hook, _ = make_hook(tmp_path, 3)  # refuses the first kill: the rollback hands over, drains and deletes green
+    code, _, raw = run(world, app_path, *LOG_FORMAT, "--pre-kill-hook", hook, "--on-failure", "rollback",
+                       stderr=Terminal())
+    assert code == zdd.ExitCode.ROLLED_BACK
+    rolling_back = raw.index("Rolling back: restoring /nginx-blue")
+    blocks = ["\n".join(screen(raw[:match.start()])) for match in REDRAW.finditer(raw) if match.start() > rolling_back]
+    drawn = [block[block.index("rolling back, "):] for block in blocks if "\nrolling back, " in block]
+    assert any(block.startswith("rolling back, 0 s so far: waiting: marathon-lb http://127.0.0.1:")
+               and "\n  restored blue 3/3\n  failed green 1/1\n  marathon-lb " in block
+               and "\nrollback: blue 3/3 up, waiting: marathon-lb " in block for block in drawn), \
+        "the rollback's polls redraw the block, their line in it"
+    assert any(block.startswith("rolling back, 2 s so far: deleting the failed app") for block in drawn)
+    shown = screen(raw)
+    assert not any(line.startswith(("rolling back, ", "rollback: ")) for line in shown), "none of it stays"
 
 
 @pytest.mark.parametrize("stderr, args, term", [(io.StringIO(), (), "xterm"),
