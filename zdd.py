@@ -153,12 +153,35 @@ DEFAULT_LOG_FORMAT = "%(asctime)-15s %(name)s: %(message)s"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 SECRET_FLAGS = ("--auth-credentials", "--dcos-auth-credentials")
 
+# Fields of a GET answer that a POST must not carry: Marathon fills them in itself.
+READ_ONLY_FIELDS = ("deployments", "tasks", "tasksRunning", "tasksStaged", "tasksHealthy", "tasksUnhealthy",
+                    "version", "versionInfo", "lastTaskFailure", "taskStats", "readinessCheckResults")
+
+DIFF_VALUE_CHARS = 200  # a value longer than this is cut in the plan's text line (the event has it whole)
+
+STATS_COLUMNS = ("pxname", "svname", "status", "scur", "qcur")
+COUNTER_COLUMNS = ("stot", "lbtot", "hrsp_5xx", "eresp", "econ", "srv_abrt", "cli_abrt", "rtime")
+
+CUMULATIVE_COUNTERS = ("stot", "lbtot", "hrsp_5xx", "eresp", "econ", "srv_abrt", "cli_abrt")
+
+ROLLBACK_SHARE = 1 / 3  # of --deadline, kept for the way back with --on-failure rollback
+
+RETRIED_STATUSES = (500, 502, 503, 504)
+
+STATUS_FLAGS = ("--status", "--watch")  # left out of the commands a status prints
+DEFAULT_TERMINAL_COLUMNS = 80
+DEFAULT_TERMINAL_LINES = 24
+
+ENV_PREFIX = "ZDD_"
+
+ROLE_FLAGS = ("--dry-run", "-d", "--resume", "-r", "--complete-cur", "-c", "--complete-prev", "-p")
+
 logger = logging.getLogger("zdd")
+
 
 # ---------------------------------------------------------------------------
 # Errors and exit codes
 # ---------------------------------------------------------------------------
-
 
 class ExitCode(enum.IntEnum):
     OK = 0
@@ -339,7 +362,6 @@ class Locked(Exception):
 # ---------------------------------------------------------------------------
 # Value types
 # ---------------------------------------------------------------------------
-
 
 @dataclasses.dataclass(frozen=True)
 class Options:
@@ -758,11 +780,6 @@ def hybrid_goal_of(app):
     return _int_or_none((app.get("labels") or {}).get(LABEL_NEW_INSTANCES, 0)) or 0
 
 
-# Fields of a GET answer that a POST must not carry: Marathon fills them in itself.
-READ_ONLY_FIELDS = ("deployments", "tasks", "tasksRunning", "tasksStaged", "tasksHealthy", "tasksUnhealthy",
-                    "version", "versionInfo", "lastTaskFailure", "taskStats", "readinessCheckResults")
-
-
 def prepare_app(app, previous, options, now):
     """The definition of the new colour, given the one app of the group running now (or None).
 
@@ -960,7 +977,7 @@ MARATHON_DEFAULTS = {
     "fetch[].extract": (True,), "fetch[].executable": (False,), "fetch[].cache": (False,),
 }
 DOCKER_NETWORKS = {"BRIDGE": "container/bridge", "HOST": "host", "USER": "container"}
-DIFF_VALUE_CHARS = 200  # a value longer than this is cut in the plan's text line (the event has it whole)
+
 ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz", ".zip")  # uris Marathon extracts
 _ABSENT = object()
 
@@ -1075,7 +1092,6 @@ def _collect_changes(old, new, path, changes):
 # Pure core: tasks, listeners and the next step
 # ---------------------------------------------------------------------------
 
-
 def is_ip_per_task(app):
     if app.get("ipAddress"):
         return True
@@ -1144,10 +1160,6 @@ def is_routable(app, task):
 
 def backend_name(group, port):
     return group.strip("/").replace("/", "_") + f"_{port}"
-
-
-STATS_COLUMNS = ("pxname", "svname", "status", "scur", "qcur")
-COUNTER_COLUMNS = ("stot", "lbtot", "hrsp_5xx", "eresp", "econ", "srv_abrt", "cli_abrt", "rtime")
 
 
 def stats_path(backend):
@@ -1623,9 +1635,6 @@ def decide(observation, plan, waited_s, max_wait_s):
 # Pure core: judging the new colour by its traffic
 # ---------------------------------------------------------------------------
 
-CUMULATIVE_COUNTERS = ("stot", "lbtot", "hrsp_5xx", "eresp", "econ", "srv_abrt", "cli_abrt")
-
-
 @dataclasses.dataclass(frozen=True)
 class Traffic:
     """What one colour's servers served in a window, summed over servers and marathon-lbs."""
@@ -1770,9 +1779,112 @@ def judge_traffic(new, old, min_requests, max_error_rate=None, max_response_time
 
 
 # ---------------------------------------------------------------------------
-# I/O: HTTP clients for Marathon and marathon-lb
+# Time: the clock, the deadline, signals
 # ---------------------------------------------------------------------------
 
+class SystemClock:
+    def monotonic(self):
+        return time.monotonic()
+
+    def sleep(self, seconds):
+        time.sleep(seconds)
+
+    def now(self):
+        """Naive local time, as HAPROXY_DEPLOYMENT_STARTED_AT holds it."""
+        return datetime.datetime.now()
+
+    def utcnow(self):
+        """Naive UTC time: event times and token expiry."""
+        return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def deadline_rollback_share(options):
+    """The share of --deadline the deployment leaves for a rollback (none for --status: nothing is deployed)."""
+    return ROLLBACK_SHARE if options.on_failure == "rollback" and not options.status else 0.0
+
+
+class Deadline:
+    """The run's --deadline on the injected monotonic clock, in two phases.
+
+    The deployment's phase ends ``rollback_share`` of the deadline early
+    (with --on-failure rollback, ROLLBACK_SHARE: kept for the way back); the
+    rollback's phase, entered by ``enter_rollback``, ends at the deadline.
+    Every wait and every request checks the phase it is in.
+    """
+
+    def __init__(self, clock, seconds, rollback_share=0.0):
+        self.clock = clock
+        started = clock.monotonic()
+        self.final_at = started + seconds if seconds else None
+        self.ends_at = started + seconds - seconds * rollback_share if seconds else None
+
+    def enter_rollback(self):
+        self.ends_at = self.final_at
+
+    def remaining(self):
+        return None if self.ends_at is None else self.ends_at - self.clock.monotonic()
+
+    def check(self, doing):
+        remaining = self.remaining()
+        if remaining is not None and remaining <= 0:
+            raise DeadlineExceeded(f"the --deadline passed while {doing}")
+
+    def bound(self, seconds):
+        remaining = self.remaining()
+        return seconds if remaining is None else max(0.0, min(seconds, remaining))
+
+
+class Interrupts:
+    """SIGINT and SIGTERM set a flag; zdd stops at the next safe point."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.signum = None
+        self.previous = {}
+
+    def install(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.previous[signum] = signal.signal(signum, self._handle)
+
+    def uninstall(self):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def check(self):
+        if self.signum is not None:
+            raise Interrupted(self.signum)
+
+    def ask(self, ask, question):
+        """Ask the operator; Ctrl-C at the prompt stops zdd at once (nothing is pending then)."""
+        self.check()
+        handler = signal.getsignal(signal.SIGINT)
+        if handler == self._handle:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            return ask(question)
+        except KeyboardInterrupt:
+            raise Interrupted(signal.SIGINT) from None
+        finally:
+            if handler == self._handle:
+                signal.signal(signal.SIGINT, handler)
+
+    def sleep(self, seconds):
+        """Sleep, waking early to stop when a signal came."""
+        end = self.clock.monotonic() + seconds
+        while True:
+            self.check()
+            left = end - self.clock.monotonic()
+            if left <= 0:
+                return
+            self.clock.sleep(min(SLEEP_SLICE_S, left))
+
+
+# ---------------------------------------------------------------------------
+# I/O: HTTP clients for Marathon and marathon-lb
+# ---------------------------------------------------------------------------
 
 def redact_url(url):
     """The URL without any user:password part."""
@@ -1858,45 +1970,6 @@ def _nothing_sent(exc):
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
     return isinstance(exc, requests.exceptions.ConnectionError) and _caused_by(exc, ConnectionRefusedError)
-
-
-ROLLBACK_SHARE = 1 / 3  # of --deadline, kept for the way back with --on-failure rollback
-
-
-def deadline_rollback_share(options):
-    """The share of --deadline the deployment leaves for a rollback (none for --status: nothing is deployed)."""
-    return ROLLBACK_SHARE if options.on_failure == "rollback" and not options.status else 0.0
-
-
-class Deadline:
-    """The run's --deadline on the injected monotonic clock, in two phases.
-
-    The deployment's phase ends ``rollback_share`` of the deadline early
-    (with --on-failure rollback, ROLLBACK_SHARE: kept for the way back); the
-    rollback's phase, entered by ``enter_rollback``, ends at the deadline.
-    Every wait and every request checks the phase it is in.
-    """
-
-    def __init__(self, clock, seconds, rollback_share=0.0):
-        self.clock = clock
-        started = clock.monotonic()
-        self.final_at = started + seconds if seconds else None
-        self.ends_at = started + seconds - seconds * rollback_share if seconds else None
-
-    def enter_rollback(self):
-        self.ends_at = self.final_at
-
-    def remaining(self):
-        return None if self.ends_at is None else self.ends_at - self.clock.monotonic()
-
-    def check(self, doing):
-        remaining = self.remaining()
-        if remaining is not None and remaining <= 0:
-            raise DeadlineExceeded(f"the --deadline passed while {doing}")
-
-    def bound(self, seconds):
-        remaining = self.remaining()
-        return seconds if remaining is None else max(0.0, min(seconds, remaining))
 
 
 class DcosAuth(requests.auth.AuthBase):
@@ -1985,7 +2058,6 @@ def _may_try_again(method, exc, attempt, attempts):
     if _nothing_sent(exc):
         return attempt + 1 < max(attempts, 2)
     return method == "GET" and attempt + 1 < attempts
-RETRIED_STATUSES = (500, 502, 503, 504)
 
 
 _IN_FLIGHT = threading.local()  # .watch: the AnswerWatch of the request this thread is sending, or None
@@ -2556,57 +2628,8 @@ def write_atomically(path, text):
 
 
 # ---------------------------------------------------------------------------
-# The loop: observe, decide, act, wait
+# Reporting: each happening's text line and JSON event; the terminal block
 # ---------------------------------------------------------------------------
-
-
-class Interrupts:
-    """SIGINT and SIGTERM set a flag; zdd stops at the next safe point."""
-
-    def __init__(self, clock):
-        self.clock = clock
-        self.signum = None
-        self.previous = {}
-
-    def install(self):
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self.previous[signum] = signal.signal(signum, self._handle)
-
-    def uninstall(self):
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-
-    def _handle(self, signum, frame):
-        self.signum = signum
-
-    def check(self):
-        if self.signum is not None:
-            raise Interrupted(self.signum)
-
-    def ask(self, ask, question):
-        """Ask the operator; Ctrl-C at the prompt stops zdd at once (nothing is pending then)."""
-        self.check()
-        handler = signal.getsignal(signal.SIGINT)
-        if handler == self._handle:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-        try:
-            return ask(question)
-        except KeyboardInterrupt:
-            raise Interrupted(signal.SIGINT) from None
-        finally:
-            if handler == self._handle:
-                signal.signal(signal.SIGINT, handler)
-
-    def sleep(self, seconds):
-        """Sleep, waking early to stop when a signal came."""
-        end = self.clock.monotonic() + seconds
-        while True:
-            self.check()
-            left = end - self.clock.monotonic()
-            if left <= 0:
-                return
-            self.clock.sleep(min(SLEEP_SLICE_S, left))
-
 
 class Reporter:
     """What zdd tells the operator, each happening written once: its text log line and its JSON event.
@@ -2761,6 +2784,94 @@ def summarise(app):
     healthy = sum(1 for task in app.get("tasks") or [] if is_routable(app, task))
     return f"{colour_of(app) or app.get('id')} {healthy}/{app.get('instances', 0)}"
 
+
+def is_terminal(stream):
+    """Whether ``stream`` is a terminal that understands cursor movement."""
+    try:
+        return stream.isatty() and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):
+        return False
+
+
+class TerminalBlock:
+    """Lines at the bottom of a terminal, redrawn in place; other text is printed above them.
+
+    Plain ANSI escapes do it (cursor up N lines, erase to the end of the
+    screen), which every terminal emulator in use understands; curses would
+    take over the whole screen. Lines are cut at the terminal's width, and the
+    block at its height, so that the block's height is known and on screen.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.lines = []
+        self.rows = 0  # terminal rows the block occupies now
+
+    def size(self):
+        """(columns, lines) of the terminal; 80 x 24 when it does not say."""
+        try:
+            size = os.get_terminal_size(self.stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            return DEFAULT_TERMINAL_COLUMNS, DEFAULT_TERMINAL_LINES
+        return size.columns or DEFAULT_TERMINAL_COLUMNS, size.lines or DEFAULT_TERMINAL_LINES
+
+    def draw(self, lines):
+        self._erase()
+        self.lines = list(lines)
+        self._write()
+
+    def above(self, text):
+        """Print ``text`` for good, then the block again under it."""
+        self._erase()
+        self.stream.write(text + "\n")
+        self._write()
+
+    def clear(self):
+        self._erase()
+        self.lines = []
+        self.stream.flush()
+
+    def _erase(self):
+        if self.rows:
+            self.stream.write(f"\r\x1b[{self.rows}A\x1b[J")
+            self.rows = 0
+
+    def _write(self):
+        columns, lines = self.size()
+        width = max(10, columns - 1)  # one spare column: no terminal wraps early
+        rows = [line[start:start + width] for line in self.lines for start in range(0, max(len(line), 1), width)]
+        if len(rows) >= lines:  # the cursor cannot go up past the top of the screen: keep the block on it
+            kept = max(1, lines - 2)
+            rows = rows[:kept] + [f"({len(rows) - kept} more lines: a taller terminal shows them)"[:width]]
+        self.stream.write("".join(row + "\n" for row in rows))
+        self.rows = len(rows)
+        self.stream.flush()
+
+
+class LiveHandler(logging.Handler):
+    """zdd's log on a terminal: lines scroll above one live block; the per-poll line goes into the block."""
+
+    def __init__(self, stream, formatter):
+        super().__init__()
+        self.block = TerminalBlock(stream)
+        self.setFormatter(formatter)
+        self.absorbing = False  # set while Deployer.report logs its per-poll line
+        self.poll_line = None
+
+    def emit(self, record):
+        try:
+            text = self.format(record)
+            if self.absorbing:
+                self.poll_line = text
+            else:
+                self.block.above(text)
+        except Exception:  # logging must never stop a deployment
+            self.handleError(record)
+
+
+# ---------------------------------------------------------------------------
+# The loop: observe, decide, act, wait
+# ---------------------------------------------------------------------------
 
 ROLLBACK_CAUSES = (DeadlineExceeded, Stalled, HookRefused, ScaleFailed, CheckFailed)
 
@@ -3581,13 +3692,8 @@ class StallWatch:
 
 
 # ---------------------------------------------------------------------------
-# Status: --status and --watch read a group without writing; a live view on a terminal
+# Status: --status and --watch read a group without writing
 # ---------------------------------------------------------------------------
-
-STATUS_FLAGS = ("--status", "--watch")  # left out of the commands a status prints
-DEFAULT_TERMINAL_COLUMNS = 80
-DEFAULT_TERMINAL_LINES = 24
-
 
 @dataclasses.dataclass(frozen=True)
 class GroupReading:
@@ -3875,89 +3981,9 @@ def show_status(deployer, app):
         deployer.sleep(options.step_delay)
 
 
-def is_terminal(stream):
-    """Whether ``stream`` is a terminal that understands cursor movement."""
-    try:
-        return stream.isatty() and os.environ.get("TERM") != "dumb"
-    except (AttributeError, ValueError):
-        return False
-
-
-class TerminalBlock:
-    """Lines at the bottom of a terminal, redrawn in place; other text is printed above them.
-
-    Plain ANSI escapes do it (cursor up N lines, erase to the end of the
-    screen), which every terminal emulator in use understands; curses would
-    take over the whole screen. Lines are cut at the terminal's width, and the
-    block at its height, so that the block's height is known and on screen.
-    """
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.lines = []
-        self.rows = 0  # terminal rows the block occupies now
-
-    def size(self):
-        """(columns, lines) of the terminal; 80 x 24 when it does not say."""
-        try:
-            size = os.get_terminal_size(self.stream.fileno())
-        except (AttributeError, OSError, ValueError):
-            return DEFAULT_TERMINAL_COLUMNS, DEFAULT_TERMINAL_LINES
-        return size.columns or DEFAULT_TERMINAL_COLUMNS, size.lines or DEFAULT_TERMINAL_LINES
-
-    def draw(self, lines):
-        self._erase()
-        self.lines = list(lines)
-        self._write()
-
-    def above(self, text):
-        """Print ``text`` for good, then the block again under it."""
-        self._erase()
-        self.stream.write(text + "\n")
-        self._write()
-
-    def clear(self):
-        self._erase()
-        self.lines = []
-        self.stream.flush()
-
-    def _erase(self):
-        if self.rows:
-            self.stream.write(f"\r\x1b[{self.rows}A\x1b[J")
-            self.rows = 0
-
-    def _write(self):
-        columns, lines = self.size()
-        width = max(10, columns - 1)  # one spare column: no terminal wraps early
-        rows = [line[start:start + width] for line in self.lines for start in range(0, max(len(line), 1), width)]
-        if len(rows) >= lines:  # the cursor cannot go up past the top of the screen: keep the block on it
-            kept = max(1, lines - 2)
-            rows = rows[:kept] + [f"({len(rows) - kept} more lines: a taller terminal shows them)"[:width]]
-        self.stream.write("".join(row + "\n" for row in rows))
-        self.rows = len(rows)
-        self.stream.flush()
-
-
-class LiveHandler(logging.Handler):
-    """zdd's log on a terminal: lines scroll above one live block; the per-poll line goes into the block."""
-
-    def __init__(self, stream, formatter):
-        super().__init__()
-        self.block = TerminalBlock(stream)
-        self.setFormatter(formatter)
-        self.absorbing = False  # set while Deployer.report logs its per-poll line
-        self.poll_line = None
-
-    def emit(self, record):
-        try:
-            text = self.format(record)
-            if self.absorbing:
-                self.poll_line = text
-            else:
-                self.block.above(text)
-        except Exception:  # logging must never stop a deployment
-            self.handleError(record)
-
+# ---------------------------------------------------------------------------
+# Live view: a deployment's progress redrawn on a terminal
+# ---------------------------------------------------------------------------
 
 def start_live_view(options, stream):
     """The LiveHandler that replaces the terminal's log handler, or None when there is no live view.
@@ -4078,7 +4104,6 @@ def deployer_for(live):
 # The command line
 # ---------------------------------------------------------------------------
 
-
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows a default only where there is one: not for required options, nor off for flags."""
 
@@ -4116,9 +4141,6 @@ def _log_level(text):
     if level not in LOG_LEVELS:
         raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(LOG_LEVELS)}")
     return level
-
-
-ENV_PREFIX = "ZDD_"
 
 
 def build_parser():
@@ -4386,9 +4408,6 @@ def setup_logging(options, stream):
         logger.addHandler(syslog)
 
 
-ROLE_FLAGS = ("--dry-run", "-d", "--resume", "-r", "--complete-cur", "-c", "--complete-prev", "-p")
-
-
 def resume_command(argv, action="--resume"):
     """This command with ``action`` (--resume, or --complete-prev to go back) instead of any role flag.
 
@@ -4606,22 +4625,6 @@ def _last_seen_state(progress, app_id):
         return "not read yet"
     state = summarise(progress.last_seen[app_id])
     return f"{state} (as last seen)" if progress.marathon_away else state
-
-
-class SystemClock:
-    def monotonic(self):
-        return time.monotonic()
-
-    def sleep(self, seconds):
-        time.sleep(seconds)
-
-    def now(self):
-        """Naive local time, as HAPROXY_DEPLOYMENT_STARTED_AT holds it."""
-        return datetime.datetime.now()
-
-    def utcnow(self):
-        """Naive UTC time: event times and token expiry."""
-        return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
 if __name__ == "__main__":
