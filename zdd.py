@@ -1008,23 +1008,7 @@ def _comparable(app):
     app.pop("uris", None)
     container = app.get("container") if isinstance(app.get("container"), dict) else {}
     docker = container.get("docker") if isinstance(container.get("docker"), dict) else {}
-    ip_address = app.pop("ipAddress", None)
-    network = docker.pop("network", None)
-    if not app.get("networks"):
-        if network in DOCKER_NETWORKS:
-            app["networks"] = [{"mode": DOCKER_NETWORKS[network]}]
-        elif isinstance(ip_address, dict) or network == "USER":
-            app["networks"] = [{"mode": "container"}]
-        if isinstance(ip_address, dict) and ip_address.get("networkName"):
-            app["networks"][0]["name"] = ip_address["networkName"]
-    mappings = docker.pop("portMappings", None)
-    if mappings and not container.get("portMappings"):
-        container["portMappings"] = mappings
-    networks = app.get("networks") if isinstance(app.get("networks"), list) else []
-    for entry in networks:
-        if isinstance(entry, dict):
-            entry.setdefault("mode", "container")  # Marathon's default network mode
-    mode = networks[0].get("mode") if networks and isinstance(networks[0], dict) else "host"
+    mode = _network_mode(app, container, docker)
     ports = app.pop("ports", None)
     if mode == "host":
         container.pop("portMappings", None)
@@ -1041,6 +1025,30 @@ def _comparable(app):
     if isinstance(entries, list) and entries and isinstance(entries[0], dict):
         entries[0].pop(key, None)  # the service port zdd alternates; HAPROXY_0_PORT holds the JSON's own
     return _without_defaults(app, "")
+
+
+def _network_mode(app, container, docker):
+    """The network mode of a definition, once its 1.4 networking is rewritten as 1.5's (for ``_comparable``).
+
+    In place: Docker's ``network`` and ``ipAddress`` become ``networks``, Docker's port mappings the container's.
+    """
+    ip_address = app.pop("ipAddress", None)
+    network = docker.pop("network", None)
+    if not app.get("networks"):
+        if network in DOCKER_NETWORKS:
+            app["networks"] = [{"mode": DOCKER_NETWORKS[network]}]
+        elif isinstance(ip_address, dict) or network == "USER":
+            app["networks"] = [{"mode": "container"}]
+        if isinstance(ip_address, dict) and ip_address.get("networkName"):
+            app["networks"][0]["name"] = ip_address["networkName"]
+    mappings = docker.pop("portMappings", None)
+    if mappings and not container.get("portMappings"):
+        container["portMappings"] = mappings
+    networks = app.get("networks") if isinstance(app.get("networks"), list) else []
+    for entry in networks:
+        if isinstance(entry, dict):
+            entry.setdefault("mode", "container")  # Marathon's default network mode
+    return networks[0].get("mode") if networks and isinstance(networks[0], dict) else "host"
 
 
 def _without_defaults(value, pattern):
@@ -4152,7 +4160,13 @@ def build_parser():
         "(e.g. ZDD_MARATHON, ZDD_MARATHON_LB, ZDD_STEP_DELAY); flags win. "
         "Exit codes: see zdd --longhelp.",
     )
-    add = parser.add_argument
+    for add_flags in (_add_what_where_flags, _add_schedule_flags, _add_access_flags, _add_judging_flags):
+        add_flags(parser.add_argument)
+    return parser
+
+
+def _add_what_where_flags(add):
+    """The flags of what to deploy, to which Marathon and marathon-lbs, and whether to ask."""
     add("--longhelp", action="store_true", help="print how zdd works and exit")
     add("--version", action="version", version=f"zdd {__version__}")
     add("--marathon", "-m", action="append",
@@ -4168,6 +4182,10 @@ def build_parser():
         help="when the new definition does not differ from the running colour's (the plan's diff: fields zdd "
         "sets and Marathon's defaults left out) and no Marathon deployment runs on it, say so and exit 0 "
         "without writing anything")
+
+
+def _add_schedule_flags(add):
+    """The flags of the steps' pace and size, and the role of a run (resume, hybrid, complete)."""
     add("--step-delay", "-s", type=_non_negative(float), default=DEFAULT_STEP_DELAY_S,
         help="the longest wait in seconds between two looks while something is not ready: after its own write, "
         f"or when what it waits for changed, zdd looks again after {FIRST_LOOK_AGAIN_S:g} s, then "
@@ -4185,6 +4203,10 @@ def build_parser():
     add("--complete-prev", "-p", action="store_true", help="hybrid: converge back to the previous (old) app")
     add("--pre-kill-hook", help="executable run before each kill with 3 JSON arguments: the old app, "
         "the task ids to kill, the new app; a non-zero exit stops the deployment")
+
+
+def _add_access_flags(add):
+    """The flags of logging, credentials and the time limits of requests and of the run."""
     add("--syslog-socket", default=DEFAULT_SYSLOG_SOCKET, help="syslog socket; /dev/null disables syslog")
     add("--log-format", default=DEFAULT_LOG_FORMAT, help="log line format")
     add("--log-level", type=_log_level, default="DEBUG", help="log level")
@@ -4202,6 +4224,10 @@ def build_parser():
     add("--stall-timeout", type=_non_negative(float), default=DEFAULT_STALL_TIMEOUT_S,
         help="stop when the deployment makes no progress, or Marathon does not answer, for this many seconds "
         "(0: never)")
+
+
+def _add_judging_flags(add):
+    """The flags of output, failure handling, --status, and the checks that judge a step."""
     add("--output", choices=("text", "json"), default="text",
         help="json: JSON Lines events on stdout instead of the app definition")
     add("--on-failure", choices=("stop", "rollback"), default="stop",
@@ -4234,7 +4260,6 @@ def build_parser():
     add("--reload-grace", metavar="S", type=_non_negative(float), default=DEFAULT_RELOAD_GRACE_S,
         help="with the grace: the longest request of the service in seconds, from its first byte to the end of "
         "its answer: how long an old HAProxy worker may still serve a request it began before a reload")
-    return parser
 
 
 def _environment_values(parser, environ):
