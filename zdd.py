@@ -2648,6 +2648,13 @@ class Reporter:
     carry a variant after a dot, "waiting.locked": the variant picks the text
     line, the event is "waiting". A field whose name begins with "_" is for
     the text line only: the event never shows it.
+
+    Which log lines go through here: every line that tells a happening with a
+    JSON event is that event's text (its TEXT_LINES entry, from the same
+    fields), never a logger call beside it. A line with no event of its own
+    (a note on a choice, a retry or a conclusion) is a plain ``logger`` call,
+    and so is every line logged where no Reporter exists: the Marathon
+    client's failover, loading the app, setting up logging.
     """
 
     def __init__(self, enabled, out, clock):
@@ -2727,6 +2734,12 @@ def _error_lines(fields, json_output):
     return lines
 
 
+def _labels_lines(fields):
+    """The plan's labels zdd set on the new app (a run that creates one), before its summary."""
+    labels = fields.get("_labels")
+    return [TextLine(logging.INFO, "plan: labels set on %s: %s", (fields["new_app"], labels))] if labels else []
+
+
 def _changes_lines(fields):
     """The plan's diff from the running colour: one line per field that differs (none for a first deployment)."""
     changes, old_app = fields["changes"], fields["old_app"]
@@ -2751,7 +2764,8 @@ TEXT_LINES = {
     "app_prepared": lambda f, json_output: [TextLine(
         logging.INFO, "Final app definition of %s: on standard output%s",
         (f["app"]["id"], " (the app_prepared event)" if json_output else ""))],
-    "plan": lambda f, json_output: [TextLine(logging.INFO, "plan: %s", (f["summary"],))] + _changes_lines(f),
+    "plan": lambda f, json_output: _labels_lines(f) + [TextLine(logging.INFO, "plan: %s", (f["summary"],))]
+    + _changes_lines(f),
     "created": lambda f, json_output: [TextLine(logging.INFO, "Created %s with %s instance(s)",
                                                 (f["app"], f["instances"]))],
     "waiting.locked": lambda f, json_output: [TextLine(logging.INFO, "Marathon is busy (%s) while %s; waiting %s s",
@@ -2763,7 +2777,7 @@ TEXT_LINES = {
         logging.INFO, "Waiting %g s before looking again (--min-step-interval)", (f["next_poll_s"],))],
     "scaled.up": lambda f, json_output: [TextLine(logging.INFO, "Scaling %s up to %d instance(s)",
                                                   (f["app"], f["instances"]))],
-    "rollback": lambda f, json_output: [TextLine(
+    "rollback": lambda f, json_output: [TextLine(logging.ERROR, "%s", (f["reason"],)), TextLine(
         logging.WARNING, "Rolling back: restoring %s to %d instance(s), then deleting %s",
         (f["restore"], f["target"], f["remove"]))],
     "scaled.back": lambda f, json_output: [TextLine(logging.INFO, "Scaling %s back to %d instance(s)",
@@ -3014,9 +3028,6 @@ class Deployer:
         fields that differ from the old app's definition (``definition_changes``)."""
         new_desc = f"{new_app['id']} ({colour_of(new_app)}, service port {service_port(new_app)})"
         labels = (new_app.get("labels") or {})
-        if labels_set:
-            logger.info("plan: labels set on %s: %s", new_app["id"],
-                        " ".join(f"{key}={labels[key]}" for key in labels_set))
         if old_app is None:
             summary = f"{new_desc} created with {new_app.get('instances', 0)} instance(s): the first deployment"
             plan = Plan(new_app["id"], None, target=deployment_target(new_app))
@@ -3030,9 +3041,10 @@ class Deployer:
                        f"{old_colour} {' -> '.join(map(str, olds))}"
                        + (" (hybrid: both kept)" if plan.hybrid_goal else f" (then {old_app['id']} is deleted)"))
         changes = None if old_app is None else [dataclasses.asdict(c) for c in definition_changes(old_app, new_app)]
+        labels_text = " ".join(f"{key}={labels[key]}" for key in labels_set or ())
         self.reporter.event("plan", new_app=new_app["id"], old_app=old_app and old_app["id"], target=plan.target,
                             hybrid_goal=plan.hybrid_goal, new_schedule=news, old_schedule=olds, summary=summary,
-                            changes=changes)
+                            changes=changes, _labels=labels_text)
 
     def confirm(self, question):
         if self.options.force:
@@ -3166,7 +3178,6 @@ class Deployer:
     def rollback(self, failure):
         """Restore the old app to the target, then drain and delete the new one."""
         plan = self.plan
-        logger.error("%s", failure)
         self.reporter.event("rollback", reason=str(failure), restore=plan.old_id, remove=plan.new_id,
                             target=plan.target)
         self.deadline.enter_rollback()
