@@ -863,7 +863,7 @@ def scale_schedule(plan, new_instances, old_instances):
     """The instance counts each colour passes through if every step converges.
 
     Each step kills the old tasks marathon-lb drains and grows the new app as
-    ``decide`` would: ``([1, 2, 3, 5, 10], [10, 9, 8, 7, 5, 0])``.
+    ``decide_swap`` would: ``([1, 2, 3, 5, 10], [10, 9, 8, 7, 5, 0])``.
     """
     new, old = new_instances, old_instances
     news, olds = [new], [old]
@@ -1610,7 +1610,7 @@ def swap_reads_lbs(observation):
     return _swap_marathon_wait(observation) is None
 
 
-def decide(observation, plan, waited_s, max_wait_s):
+def decide_swap(observation, plan, waited_s, max_wait_s):
     """The next step of a swap, from one observation of Marathon and every marathon-lb."""
     new_app, old_app = observation.new_app, observation.old_app
     step = _swap_marathon_wait(observation)
@@ -3454,7 +3454,7 @@ class SwapSteps:
         return swap_reads_lbs(observation)
 
     def next_step(self, observation, waited_s):
-        return decide(observation, self.plan, waited_s, self.options.max_wait)
+        return decide_swap(observation, self.plan, waited_s, self.options.max_wait)
 
     def seen(self, observation):
         if self.options.analysing:
@@ -3830,10 +3830,10 @@ def group_status(reading, options):
     names = {found["id"]: {name for name in (task_server_name(found, task, reading.addresses.get)
                                              for task in found.get("tasks") or []) if name}
              for found in apps}
-    verdict = _verdict(reading, options)
+    standing = _group_standing(reading, options)
     return GroupStatus(group=reading.group, backend=reading.backend,
                        apps=tuple(_app_state(found, roles.get(found["id"])) for found in apps),
-                       lbs=reading.lbs, servers=names, **verdict)
+                       lbs=reading.lbs, servers=names, **standing)
 
 
 def _app_state(app, role):
@@ -3845,7 +3845,7 @@ def _app_state(app, role):
                     marathon_deployment=bool(app.get("deployments")))
 
 
-def _verdict(reading, options):
+def _group_standing(reading, options):
     """state, summary, step and commands of a group (the GroupStatus fields past the lists)."""
     apps, group = reading.apps, reading.group
     if not apps:
@@ -3865,7 +3865,7 @@ def _verdict(reading, options):
         finish = resume_command(argv, "--complete-cur")
     plan = plan_swap(new_app, old_app, options, hybrid=bool(hybrid_goal) and not converging)
     observation = named(Observation(new_app, old_app, reading.lbs), reading.addresses.get)
-    step = decide(observation, plan, 0.0, math.inf)
+    step = decide_swap(observation, plan, 0.0, math.inf)
     new_colour, old_colour = colour_of(new_app) or new_app["id"], colour_of(old_app) or old_app["id"]
     extra = f" ({len(apps) - 2} older app(s) of the group are left alone)" if len(apps) > 2 else ""
     if step.done:
