@@ -69,6 +69,29 @@ in a rollback, the failed new one) as an app JSON first: zdd -j FILE deploys
 it back.
 """
 
+# Code map, for engineers (the docstring above is the user's --longhelp). The sections below, each under a
+# banner, come in dependency order: a section uses only those above it, so a reader meets a thing's parts first
+# (inside a section, a function may come before the helpers it calls).
+#   Constants        labels (LABEL_*), tunables with their units (DEFAULT_*_S, ...), protocol facts (paths,
+#                    HAProxy's columns, retried statuses, flags); the logger
+#   Errors           ExitCode, EXIT_CODES_HELP, ZddError and one subclass per failure
+#   Value types      Options, Listener, LbView, Plan, Observation, Step
+#   Pure core        no I/O, no clock: the app definition (prepare_app, plan_swap, scale_schedule, look_again);
+#                    what differs (definition_changes); listeners and the next step (parse_stats, assess_drain,
+#                    decide_swap, decide_rollback); judging traffic (tally_traffic, judge_traffic, traffic_gate)
+#   Time             SystemClock, Deadline, Interrupts (SIGINT/SIGTERM and the sleep they stop)
+#   I/O              HttpClient (bounded answers), MarathonClient, MarathonLbClient (observe, with_pids)
+#   Reporting        Reporter (each happening's text line and JSON event, TEXT_LINES); TerminalBlock, LiveHandler
+#   The loop         Deployer (roles, writes, converge: the one loop), LoopSteps with SwapSteps and
+#                    RollbackSteps, StepTools, StallWatch
+#   Status           --status/--watch: read_group, group_status, render_status, show_status
+#   Live view        LiveDeployer: a deployment's progress redrawn on a terminal
+#   Command line     build_parser, parse_options, setup_logging, main (the error boundary), execute
+# Rules: tunables and protocol facts live in Constants; a table, pattern or sentinel that one piece of code reads
+# (APP_SHAPES, MARATHON_DEFAULTS, TEXT_LINES, RESULTS, ...) sits right above that code. Every line that tells a
+# happening with a JSON event goes through the Reporter; a line with no event of its own, or logged where no
+# Reporter exists, is a plain logger call (see Reporter). Every function is 45 lines or fewer.
+
 __version__ = "1.0.0"
 
 import argparse
