@@ -3737,6 +3737,47 @@ class StallWatch:
 # Status: --status and --watch read a group without writing
 # ---------------------------------------------------------------------------
 
+def resume_command(argv, action="--resume"):
+    """This command with ``action`` (--resume, or --complete-prev to go back) instead of any role flag.
+
+    Secrets are left out: '***' stands for them.
+    """
+    words, skip = ["zdd"], False
+    for word in argv:
+        if skip:
+            words.append("'***'")
+            skip = False
+            continue
+        secret_flag = _secret_flag(word)
+        if secret_flag and "=" in word:
+            words.append(word.split("=", 1)[0] + "='***'")
+            continue
+        if secret_flag:
+            words.append(word)
+            skip = True
+            continue
+        if word in ROLE_FLAGS:
+            continue
+        words.append(shlex.quote(_redact_word(word)))
+    return " ".join(words + [action])
+
+
+def _secret_flag(word):
+    """The secret flag ``word`` names, also abbreviated as argparse accepts it, or None."""
+    name = word.split("=", 1)[0]
+    if len(name) <= 2 or not name.startswith("--"):
+        return None
+    return next((flag for flag in SECRET_FLAGS if flag.startswith(name)), None)
+
+
+_URL_PASSWORD = re.compile(r"(://[^/@:]*):[^/]*@")
+
+
+def _redact_word(word):
+    """``word`` with the password of any URL in it as ***: ``-m http://user:***@host``, ``-mhttp://...``."""
+    return _URL_PASSWORD.sub(r"\1:***@", word)
+
+
 @dataclasses.dataclass(frozen=True)
 class GroupReading:
     """Everything --status read, prepared for ``group_status`` (no I/O is left to do)."""
@@ -4465,47 +4506,6 @@ def setup_logging(options, stream):
             return
         syslog.setFormatter(formatter)
         logger.addHandler(syslog)
-
-
-def resume_command(argv, action="--resume"):
-    """This command with ``action`` (--resume, or --complete-prev to go back) instead of any role flag.
-
-    Secrets are left out: '***' stands for them.
-    """
-    words, skip = ["zdd"], False
-    for word in argv:
-        if skip:
-            words.append("'***'")
-            skip = False
-            continue
-        secret_flag = _secret_flag(word)
-        if secret_flag and "=" in word:
-            words.append(word.split("=", 1)[0] + "='***'")
-            continue
-        if secret_flag:
-            words.append(word)
-            skip = True
-            continue
-        if word in ROLE_FLAGS:
-            continue
-        words.append(shlex.quote(_redact_word(word)))
-    return " ".join(words + [action])
-
-
-def _secret_flag(word):
-    """The secret flag ``word`` names, also abbreviated as argparse accepts it, or None."""
-    name = word.split("=", 1)[0]
-    if len(name) <= 2 or not name.startswith("--"):
-        return None
-    return next((flag for flag in SECRET_FLAGS if flag.startswith(name)), None)
-
-
-_URL_PASSWORD = re.compile(r"(://[^/@:]*):[^/]*@")
-
-
-def _redact_word(word):
-    """``word`` with the password of any URL in it as ***: ``-m http://user:***@host``, ``-mhttp://...``."""
-    return _URL_PASSWORD.sub(r"\1:***@", word)
 
 
 def _terminal_ask(question, stdin, stderr):
