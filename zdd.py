@@ -69,6 +69,29 @@ in a rollback, the failed new one) as an app JSON first: zdd -j FILE deploys
 it back.
 """
 
+# Code map, for engineers (the docstring above is the user's --longhelp). The sections below, each under a
+# banner, come in dependency order: a section uses only those above it, so a reader meets a thing's parts first
+# (inside a section, a function may come before the helpers it calls).
+#   Constants        labels (LABEL_*), tunables with their units (DEFAULT_*_S, ...), protocol facts (paths,
+#                    HAProxy's columns, retried statuses, flags); the logger
+#   Errors           ExitCode, EXIT_CODES_HELP, ZddError and one subclass per failure
+#   Value types      Options, Listener, LbView, Plan, Observation, Step
+#   Pure core        no I/O, no clock: the app definition (prepare_app, plan_swap, scale_schedule, look_again);
+#                    what differs (definition_changes); listeners and the next step (parse_stats, assess_drain,
+#                    decide_swap, decide_rollback); judging traffic (tally_traffic, judge_traffic, traffic_gate)
+#   Time             SystemClock, Deadline, Interrupts (SIGINT/SIGTERM and the sleep they stop)
+#   I/O              HttpClient (bounded answers), MarathonClient, MarathonLbClient (observe, with_pids)
+#   Reporting        Reporter (each happening's text line and JSON event, TEXT_LINES); TerminalBlock, LiveHandler
+#   The loop         Deployer (roles, writes, converge: the one loop), LoopSteps with SwapSteps and
+#                    RollbackSteps, StepTools, StallWatch
+#   Status           --status/--watch: read_group, group_status, render_status, show_status
+#   Live view        LiveDeployer: a deployment's progress redrawn on a terminal
+#   Command line     build_parser, parse_options, setup_logging, main (the error boundary), execute
+# Rules: tunables and protocol facts live in Constants; a table, pattern or sentinel that one piece of code reads
+# (APP_SHAPES, MARATHON_DEFAULTS, TEXT_LINES, RESULTS, ...) sits right above that code. Every line that tells a
+# happening with a JSON event goes through the Reporter; a line with no event of its own, or logged where no
+# Reporter exists, is a plain logger call (see Reporter). Every function is 45 lines or fewer.
+
 __version__ = "1.0.0"
 
 import argparse
@@ -153,12 +176,35 @@ DEFAULT_LOG_FORMAT = "%(asctime)-15s %(name)s: %(message)s"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 SECRET_FLAGS = ("--auth-credentials", "--dcos-auth-credentials")
 
+# Fields of a GET answer that a POST must not carry: Marathon fills them in itself.
+READ_ONLY_FIELDS = ("deployments", "tasks", "tasksRunning", "tasksStaged", "tasksHealthy", "tasksUnhealthy",
+                    "version", "versionInfo", "lastTaskFailure", "taskStats", "readinessCheckResults")
+
+DIFF_VALUE_CHARS = 200  # a value longer than this is cut in the plan's text line (the event has it whole)
+
+STATS_COLUMNS = ("pxname", "svname", "status", "scur", "qcur")
+COUNTER_COLUMNS = ("stot", "lbtot", "hrsp_5xx", "eresp", "econ", "srv_abrt", "cli_abrt", "rtime")
+
+CUMULATIVE_COUNTERS = ("stot", "lbtot", "hrsp_5xx", "eresp", "econ", "srv_abrt", "cli_abrt")
+
+ROLLBACK_SHARE = 1 / 3  # of --deadline, kept for the way back with --on-failure rollback
+
+RETRIED_STATUSES = (500, 502, 503, 504)
+
+STATUS_FLAGS = ("--status", "--watch")  # left out of the commands a status prints
+DEFAULT_TERMINAL_COLUMNS = 80
+DEFAULT_TERMINAL_LINES = 24
+
+ENV_PREFIX = "ZDD_"
+
+ROLE_FLAGS = ("--dry-run", "-d", "--resume", "-r", "--complete-cur", "-c", "--complete-prev", "-p")
+
 logger = logging.getLogger("zdd")
+
 
 # ---------------------------------------------------------------------------
 # Errors and exit codes
 # ---------------------------------------------------------------------------
-
 
 class ExitCode(enum.IntEnum):
     OK = 0
@@ -339,7 +385,6 @@ class Locked(Exception):
 # ---------------------------------------------------------------------------
 # Value types
 # ---------------------------------------------------------------------------
-
 
 @dataclasses.dataclass(frozen=True)
 class Options:
@@ -758,11 +803,6 @@ def hybrid_goal_of(app):
     return _int_or_none((app.get("labels") or {}).get(LABEL_NEW_INSTANCES, 0)) or 0
 
 
-# Fields of a GET answer that a POST must not carry: Marathon fills them in itself.
-READ_ONLY_FIELDS = ("deployments", "tasks", "tasksRunning", "tasksStaged", "tasksHealthy", "tasksUnhealthy",
-                    "version", "versionInfo", "lastTaskFailure", "taskStats", "readinessCheckResults")
-
-
 def prepare_app(app, previous, options, now):
     """The definition of the new colour, given the one app of the group running now (or None).
 
@@ -846,7 +886,7 @@ def scale_schedule(plan, new_instances, old_instances):
     """The instance counts each colour passes through if every step converges.
 
     Each step kills the old tasks marathon-lb drains and grows the new app as
-    ``decide`` would: ``([1, 2, 3, 5, 10], [10, 9, 8, 7, 5, 0])``.
+    ``decide_swap`` would: ``([1, 2, 3, 5, 10], [10, 9, 8, 7, 5, 0])``.
     """
     new, old = new_instances, old_instances
     news, olds = [new], [old]
@@ -960,7 +1000,7 @@ MARATHON_DEFAULTS = {
     "fetch[].extract": (True,), "fetch[].executable": (False,), "fetch[].cache": (False,),
 }
 DOCKER_NETWORKS = {"BRIDGE": "container/bridge", "HOST": "host", "USER": "container"}
-DIFF_VALUE_CHARS = 200  # a value longer than this is cut in the plan's text line (the event has it whole)
+
 ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz", ".zip")  # uris Marathon extracts
 _ABSENT = object()
 
@@ -991,23 +1031,7 @@ def _comparable(app):
     app.pop("uris", None)
     container = app.get("container") if isinstance(app.get("container"), dict) else {}
     docker = container.get("docker") if isinstance(container.get("docker"), dict) else {}
-    ip_address = app.pop("ipAddress", None)
-    network = docker.pop("network", None)
-    if not app.get("networks"):
-        if network in DOCKER_NETWORKS:
-            app["networks"] = [{"mode": DOCKER_NETWORKS[network]}]
-        elif isinstance(ip_address, dict) or network == "USER":
-            app["networks"] = [{"mode": "container"}]
-        if isinstance(ip_address, dict) and ip_address.get("networkName"):
-            app["networks"][0]["name"] = ip_address["networkName"]
-    mappings = docker.pop("portMappings", None)
-    if mappings and not container.get("portMappings"):
-        container["portMappings"] = mappings
-    networks = app.get("networks") if isinstance(app.get("networks"), list) else []
-    for entry in networks:
-        if isinstance(entry, dict):
-            entry.setdefault("mode", "container")  # Marathon's default network mode
-    mode = networks[0].get("mode") if networks and isinstance(networks[0], dict) else "host"
+    mode = _network_mode(app, container, docker)
     ports = app.pop("ports", None)
     if mode == "host":
         container.pop("portMappings", None)
@@ -1024,6 +1048,30 @@ def _comparable(app):
     if isinstance(entries, list) and entries and isinstance(entries[0], dict):
         entries[0].pop(key, None)  # the service port zdd alternates; HAPROXY_0_PORT holds the JSON's own
     return _without_defaults(app, "")
+
+
+def _network_mode(app, container, docker):
+    """The network mode of a definition, once its 1.4 networking is rewritten as 1.5's (for ``_comparable``).
+
+    In place: Docker's ``network`` and ``ipAddress`` become ``networks``, Docker's port mappings the container's.
+    """
+    ip_address = app.pop("ipAddress", None)
+    network = docker.pop("network", None)
+    if not app.get("networks"):
+        if network in DOCKER_NETWORKS:
+            app["networks"] = [{"mode": DOCKER_NETWORKS[network]}]
+        elif isinstance(ip_address, dict) or network == "USER":
+            app["networks"] = [{"mode": "container"}]
+        if isinstance(ip_address, dict) and ip_address.get("networkName"):
+            app["networks"][0]["name"] = ip_address["networkName"]
+    mappings = docker.pop("portMappings", None)
+    if mappings and not container.get("portMappings"):
+        container["portMappings"] = mappings
+    networks = app.get("networks") if isinstance(app.get("networks"), list) else []
+    for entry in networks:
+        if isinstance(entry, dict):
+            entry.setdefault("mode", "container")  # Marathon's default network mode
+    return networks[0].get("mode") if networks and isinstance(networks[0], dict) else "host"
 
 
 def _without_defaults(value, pattern):
@@ -1074,7 +1122,6 @@ def _collect_changes(old, new, path, changes):
 # ---------------------------------------------------------------------------
 # Pure core: tasks, listeners and the next step
 # ---------------------------------------------------------------------------
-
 
 def is_ip_per_task(app):
     if app.get("ipAddress"):
@@ -1144,10 +1191,6 @@ def is_routable(app, task):
 
 def backend_name(group, port):
     return group.strip("/").replace("/", "_") + f"_{port}"
-
-
-STATS_COLUMNS = ("pxname", "svname", "status", "scur", "qcur")
-COUNTER_COLUMNS = ("stot", "lbtot", "hrsp_5xx", "eresp", "econ", "srv_abrt", "cli_abrt", "rtime")
 
 
 def stats_path(backend):
@@ -1590,7 +1633,7 @@ def swap_reads_lbs(observation):
     return _swap_marathon_wait(observation) is None
 
 
-def decide(observation, plan, waited_s, max_wait_s):
+def decide_swap(observation, plan, waited_s, max_wait_s):
     """The next step of a swap, from one observation of Marathon and every marathon-lb."""
     new_app, old_app = observation.new_app, observation.old_app
     step = _swap_marathon_wait(observation)
@@ -1622,9 +1665,6 @@ def decide(observation, plan, waited_s, max_wait_s):
 # ---------------------------------------------------------------------------
 # Pure core: judging the new colour by its traffic
 # ---------------------------------------------------------------------------
-
-CUMULATIVE_COUNTERS = ("stot", "lbtot", "hrsp_5xx", "eresp", "econ", "srv_abrt", "cli_abrt")
-
 
 @dataclasses.dataclass(frozen=True)
 class Traffic:
@@ -1770,9 +1810,112 @@ def judge_traffic(new, old, min_requests, max_error_rate=None, max_response_time
 
 
 # ---------------------------------------------------------------------------
-# I/O: HTTP clients for Marathon and marathon-lb
+# Time: the clock, the deadline, signals
 # ---------------------------------------------------------------------------
 
+class SystemClock:
+    def monotonic(self):
+        return time.monotonic()
+
+    def sleep(self, seconds):
+        time.sleep(seconds)
+
+    def now(self):
+        """Naive local time, as HAPROXY_DEPLOYMENT_STARTED_AT holds it."""
+        return datetime.datetime.now()
+
+    def utcnow(self):
+        """Naive UTC time: event times and token expiry."""
+        return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def deadline_rollback_share(options):
+    """The share of --deadline the deployment leaves for a rollback (none for --status: nothing is deployed)."""
+    return ROLLBACK_SHARE if options.on_failure == "rollback" and not options.status else 0.0
+
+
+class Deadline:
+    """The run's --deadline on the injected monotonic clock, in two phases.
+
+    The deployment's phase ends ``rollback_share`` of the deadline early
+    (with --on-failure rollback, ROLLBACK_SHARE: kept for the way back); the
+    rollback's phase, entered by ``enter_rollback``, ends at the deadline.
+    Every wait and every request checks the phase it is in.
+    """
+
+    def __init__(self, clock, seconds, rollback_share=0.0):
+        self.clock = clock
+        started = clock.monotonic()
+        self.final_at = started + seconds if seconds else None
+        self.ends_at = started + seconds - seconds * rollback_share if seconds else None
+
+    def enter_rollback(self):
+        self.ends_at = self.final_at
+
+    def remaining(self):
+        return None if self.ends_at is None else self.ends_at - self.clock.monotonic()
+
+    def check(self, doing):
+        remaining = self.remaining()
+        if remaining is not None and remaining <= 0:
+            raise DeadlineExceeded(f"the --deadline passed while {doing}")
+
+    def bound(self, seconds):
+        remaining = self.remaining()
+        return seconds if remaining is None else max(0.0, min(seconds, remaining))
+
+
+class Interrupts:
+    """SIGINT and SIGTERM set a flag; zdd stops at the next safe point."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.signum = None
+        self.previous = {}
+
+    def install(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.previous[signum] = signal.signal(signum, self._handle)
+
+    def uninstall(self):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def check(self):
+        if self.signum is not None:
+            raise Interrupted(self.signum)
+
+    def ask(self, ask, question):
+        """Ask the operator; Ctrl-C at the prompt stops zdd at once (nothing is pending then)."""
+        self.check()
+        handler = signal.getsignal(signal.SIGINT)
+        if handler == self._handle:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            return ask(question)
+        except KeyboardInterrupt:
+            raise Interrupted(signal.SIGINT) from None
+        finally:
+            if handler == self._handle:
+                signal.signal(signal.SIGINT, handler)
+
+    def sleep(self, seconds):
+        """Sleep, waking early to stop when a signal came."""
+        end = self.clock.monotonic() + seconds
+        while True:
+            self.check()
+            left = end - self.clock.monotonic()
+            if left <= 0:
+                return
+            self.clock.sleep(min(SLEEP_SLICE_S, left))
+
+
+# ---------------------------------------------------------------------------
+# I/O: HTTP clients for Marathon and marathon-lb
+# ---------------------------------------------------------------------------
 
 def redact_url(url):
     """The URL without any user:password part."""
@@ -1858,45 +2001,6 @@ def _nothing_sent(exc):
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
     return isinstance(exc, requests.exceptions.ConnectionError) and _caused_by(exc, ConnectionRefusedError)
-
-
-ROLLBACK_SHARE = 1 / 3  # of --deadline, kept for the way back with --on-failure rollback
-
-
-def deadline_rollback_share(options):
-    """The share of --deadline the deployment leaves for a rollback (none for --status: nothing is deployed)."""
-    return ROLLBACK_SHARE if options.on_failure == "rollback" and not options.status else 0.0
-
-
-class Deadline:
-    """The run's --deadline on the injected monotonic clock, in two phases.
-
-    The deployment's phase ends ``rollback_share`` of the deadline early
-    (with --on-failure rollback, ROLLBACK_SHARE: kept for the way back); the
-    rollback's phase, entered by ``enter_rollback``, ends at the deadline.
-    Every wait and every request checks the phase it is in.
-    """
-
-    def __init__(self, clock, seconds, rollback_share=0.0):
-        self.clock = clock
-        started = clock.monotonic()
-        self.final_at = started + seconds if seconds else None
-        self.ends_at = started + seconds - seconds * rollback_share if seconds else None
-
-    def enter_rollback(self):
-        self.ends_at = self.final_at
-
-    def remaining(self):
-        return None if self.ends_at is None else self.ends_at - self.clock.monotonic()
-
-    def check(self, doing):
-        remaining = self.remaining()
-        if remaining is not None and remaining <= 0:
-            raise DeadlineExceeded(f"the --deadline passed while {doing}")
-
-    def bound(self, seconds):
-        remaining = self.remaining()
-        return seconds if remaining is None else max(0.0, min(seconds, remaining))
 
 
 class DcosAuth(requests.auth.AuthBase):
@@ -1985,7 +2089,6 @@ def _may_try_again(method, exc, attempt, attempts):
     if _nothing_sent(exc):
         return attempt + 1 < max(attempts, 2)
     return method == "GET" and attempt + 1 < attempts
-RETRIED_STATUSES = (500, 502, 503, 504)
 
 
 _IN_FLIGHT = threading.local()  # .watch: the AnswerWatch of the request this thread is sending, or None
@@ -2556,57 +2659,8 @@ def write_atomically(path, text):
 
 
 # ---------------------------------------------------------------------------
-# The loop: observe, decide, act, wait
+# Reporting: each happening's text line and JSON event; the terminal block
 # ---------------------------------------------------------------------------
-
-
-class Interrupts:
-    """SIGINT and SIGTERM set a flag; zdd stops at the next safe point."""
-
-    def __init__(self, clock):
-        self.clock = clock
-        self.signum = None
-        self.previous = {}
-
-    def install(self):
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self.previous[signum] = signal.signal(signum, self._handle)
-
-    def uninstall(self):
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-
-    def _handle(self, signum, frame):
-        self.signum = signum
-
-    def check(self):
-        if self.signum is not None:
-            raise Interrupted(self.signum)
-
-    def ask(self, ask, question):
-        """Ask the operator; Ctrl-C at the prompt stops zdd at once (nothing is pending then)."""
-        self.check()
-        handler = signal.getsignal(signal.SIGINT)
-        if handler == self._handle:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-        try:
-            return ask(question)
-        except KeyboardInterrupt:
-            raise Interrupted(signal.SIGINT) from None
-        finally:
-            if handler == self._handle:
-                signal.signal(signal.SIGINT, handler)
-
-    def sleep(self, seconds):
-        """Sleep, waking early to stop when a signal came."""
-        end = self.clock.monotonic() + seconds
-        while True:
-            self.check()
-            left = end - self.clock.monotonic()
-            if left <= 0:
-                return
-            self.clock.sleep(min(SLEEP_SLICE_S, left))
-
 
 class Reporter:
     """What zdd tells the operator, each happening written once: its text log line and its JSON event.
@@ -2617,6 +2671,13 @@ class Reporter:
     carry a variant after a dot, "waiting.locked": the variant picks the text
     line, the event is "waiting". A field whose name begins with "_" is for
     the text line only: the event never shows it.
+
+    Which log lines go through here: every line that tells a happening with a
+    JSON event is that event's text (its TEXT_LINES entry, from the same
+    fields), never a logger call beside it. A line with no event of its own
+    (a note on a choice, a retry or a conclusion) is a plain ``logger`` call,
+    and so is every line logged where no Reporter exists: the Marathon
+    client's failover, loading the app, setting up logging.
     """
 
     def __init__(self, enabled, out, clock):
@@ -2696,6 +2757,12 @@ def _error_lines(fields, json_output):
     return lines
 
 
+def _labels_lines(fields):
+    """The plan's labels zdd set on the new app (a run that creates one), before its summary."""
+    labels = fields.get("_labels")
+    return [TextLine(logging.INFO, "plan: labels set on %s: %s", (fields["new_app"], labels))] if labels else []
+
+
 def _changes_lines(fields):
     """The plan's diff from the running colour: one line per field that differs (none for a first deployment)."""
     changes, old_app = fields["changes"], fields["old_app"]
@@ -2720,7 +2787,8 @@ TEXT_LINES = {
     "app_prepared": lambda f, json_output: [TextLine(
         logging.INFO, "Final app definition of %s: on standard output%s",
         (f["app"]["id"], " (the app_prepared event)" if json_output else ""))],
-    "plan": lambda f, json_output: [TextLine(logging.INFO, "plan: %s", (f["summary"],))] + _changes_lines(f),
+    "plan": lambda f, json_output: _labels_lines(f) + [TextLine(logging.INFO, "plan: %s", (f["summary"],))]
+    + _changes_lines(f),
     "created": lambda f, json_output: [TextLine(logging.INFO, "Created %s with %s instance(s)",
                                                 (f["app"], f["instances"]))],
     "waiting.locked": lambda f, json_output: [TextLine(logging.INFO, "Marathon is busy (%s) while %s; waiting %s s",
@@ -2732,7 +2800,7 @@ TEXT_LINES = {
         logging.INFO, "Waiting %g s before looking again (--min-step-interval)", (f["next_poll_s"],))],
     "scaled.up": lambda f, json_output: [TextLine(logging.INFO, "Scaling %s up to %d instance(s)",
                                                   (f["app"], f["instances"]))],
-    "rollback": lambda f, json_output: [TextLine(
+    "rollback": lambda f, json_output: [TextLine(logging.ERROR, "%s", (f["reason"],)), TextLine(
         logging.WARNING, "Rolling back: restoring %s to %d instance(s), then deleting %s",
         (f["restore"], f["target"], f["remove"]))],
     "scaled.back": lambda f, json_output: [TextLine(logging.INFO, "Scaling %s back to %d instance(s)",
@@ -2761,6 +2829,94 @@ def summarise(app):
     healthy = sum(1 for task in app.get("tasks") or [] if is_routable(app, task))
     return f"{colour_of(app) or app.get('id')} {healthy}/{app.get('instances', 0)}"
 
+
+def is_terminal(stream):
+    """Whether ``stream`` is a terminal that understands cursor movement."""
+    try:
+        return stream.isatty() and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):
+        return False
+
+
+class TerminalBlock:
+    """Lines at the bottom of a terminal, redrawn in place; other text is printed above them.
+
+    Plain ANSI escapes do it (cursor up N lines, erase to the end of the
+    screen), which every terminal emulator in use understands; curses would
+    take over the whole screen. Lines are cut at the terminal's width, and the
+    block at its height, so that the block's height is known and on screen.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.lines = []
+        self.rows = 0  # terminal rows the block occupies now
+
+    def size(self):
+        """(columns, lines) of the terminal; 80 x 24 when it does not say."""
+        try:
+            size = os.get_terminal_size(self.stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            return DEFAULT_TERMINAL_COLUMNS, DEFAULT_TERMINAL_LINES
+        return size.columns or DEFAULT_TERMINAL_COLUMNS, size.lines or DEFAULT_TERMINAL_LINES
+
+    def draw(self, lines):
+        self._erase()
+        self.lines = list(lines)
+        self._write()
+
+    def above(self, text):
+        """Print ``text`` for good, then the block again under it."""
+        self._erase()
+        self.stream.write(text + "\n")
+        self._write()
+
+    def clear(self):
+        self._erase()
+        self.lines = []
+        self.stream.flush()
+
+    def _erase(self):
+        if self.rows:
+            self.stream.write(f"\r\x1b[{self.rows}A\x1b[J")
+            self.rows = 0
+
+    def _write(self):
+        columns, lines = self.size()
+        width = max(10, columns - 1)  # one spare column: no terminal wraps early
+        rows = [line[start:start + width] for line in self.lines for start in range(0, max(len(line), 1), width)]
+        if len(rows) >= lines:  # the cursor cannot go up past the top of the screen: keep the block on it
+            kept = max(1, lines - 2)
+            rows = rows[:kept] + [f"({len(rows) - kept} more lines: a taller terminal shows them)"[:width]]
+        self.stream.write("".join(row + "\n" for row in rows))
+        self.rows = len(rows)
+        self.stream.flush()
+
+
+class LiveHandler(logging.Handler):
+    """zdd's log on a terminal: lines scroll above one live block; the per-poll line goes into the block."""
+
+    def __init__(self, stream, formatter):
+        super().__init__()
+        self.block = TerminalBlock(stream)
+        self.setFormatter(formatter)
+        self.absorbing = False  # set while Deployer.report logs its per-poll line
+        self.poll_line = None
+
+    def emit(self, record):
+        try:
+            text = self.format(record)
+            if self.absorbing:
+                self.poll_line = text
+            else:
+                self.block.above(text)
+        except Exception:  # logging must never stop a deployment
+            self.handleError(record)
+
+
+# ---------------------------------------------------------------------------
+# The loop: observe, decide, act, wait
+# ---------------------------------------------------------------------------
 
 ROLLBACK_CAUSES = (DeadlineExceeded, Stalled, HookRefused, ScaleFailed, CheckFailed)
 
@@ -2895,9 +3051,6 @@ class Deployer:
         fields that differ from the old app's definition (``definition_changes``)."""
         new_desc = f"{new_app['id']} ({colour_of(new_app)}, service port {service_port(new_app)})"
         labels = (new_app.get("labels") or {})
-        if labels_set:
-            logger.info("plan: labels set on %s: %s", new_app["id"],
-                        " ".join(f"{key}={labels[key]}" for key in labels_set))
         if old_app is None:
             summary = f"{new_desc} created with {new_app.get('instances', 0)} instance(s): the first deployment"
             plan = Plan(new_app["id"], None, target=deployment_target(new_app))
@@ -2911,9 +3064,10 @@ class Deployer:
                        f"{old_colour} {' -> '.join(map(str, olds))}"
                        + (" (hybrid: both kept)" if plan.hybrid_goal else f" (then {old_app['id']} is deleted)"))
         changes = None if old_app is None else [dataclasses.asdict(c) for c in definition_changes(old_app, new_app)]
+        labels_text = " ".join(f"{key}={labels[key]}" for key in labels_set or ())
         self.reporter.event("plan", new_app=new_app["id"], old_app=old_app and old_app["id"], target=plan.target,
                             hybrid_goal=plan.hybrid_goal, new_schedule=news, old_schedule=olds, summary=summary,
-                            changes=changes)
+                            changes=changes, _labels=labels_text)
 
     def confirm(self, question):
         if self.options.force:
@@ -3047,7 +3201,6 @@ class Deployer:
     def rollback(self, failure):
         """Restore the old app to the target, then drain and delete the new one."""
         plan = self.plan
-        logger.error("%s", failure)
         self.reporter.event("rollback", reason=str(failure), restore=plan.old_id, remove=plan.new_id,
                             target=plan.target)
         self.deadline.enter_rollback()
@@ -3324,7 +3477,7 @@ class SwapSteps:
         return swap_reads_lbs(observation)
 
     def next_step(self, observation, waited_s):
-        return decide(observation, self.plan, waited_s, self.options.max_wait)
+        return decide_swap(observation, self.plan, waited_s, self.options.max_wait)
 
     def seen(self, observation):
         if self.options.analysing:
@@ -3581,12 +3734,48 @@ class StallWatch:
 
 
 # ---------------------------------------------------------------------------
-# Status: --status and --watch read a group without writing; a live view on a terminal
+# Status: --status and --watch read a group without writing
 # ---------------------------------------------------------------------------
 
-STATUS_FLAGS = ("--status", "--watch")  # left out of the commands a status prints
-DEFAULT_TERMINAL_COLUMNS = 80
-DEFAULT_TERMINAL_LINES = 24
+def resume_command(argv, action="--resume"):
+    """This command with ``action`` (--resume, or --complete-prev to go back) instead of any role flag.
+
+    Secrets are left out: '***' stands for them.
+    """
+    words, skip = ["zdd"], False
+    for word in argv:
+        if skip:
+            words.append("'***'")
+            skip = False
+            continue
+        secret_flag = _secret_flag(word)
+        if secret_flag and "=" in word:
+            words.append(word.split("=", 1)[0] + "='***'")
+            continue
+        if secret_flag:
+            words.append(word)
+            skip = True
+            continue
+        if word in ROLE_FLAGS:
+            continue
+        words.append(shlex.quote(_redact_word(word)))
+    return " ".join(words + [action])
+
+
+def _secret_flag(word):
+    """The secret flag ``word`` names, also abbreviated as argparse accepts it, or None."""
+    name = word.split("=", 1)[0]
+    if len(name) <= 2 or not name.startswith("--"):
+        return None
+    return next((flag for flag in SECRET_FLAGS if flag.startswith(name)), None)
+
+
+_URL_PASSWORD = re.compile(r"(://[^/@:]*):[^/]*@")
+
+
+def _redact_word(word):
+    """``word`` with the password of any URL in it as ***: ``-m http://user:***@host``, ``-mhttp://...``."""
+    return _URL_PASSWORD.sub(r"\1:***@", word)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -3705,10 +3894,10 @@ def group_status(reading, options):
     names = {found["id"]: {name for name in (task_server_name(found, task, reading.addresses.get)
                                              for task in found.get("tasks") or []) if name}
              for found in apps}
-    verdict = _verdict(reading, options)
+    standing = _group_standing(reading, options)
     return GroupStatus(group=reading.group, backend=reading.backend,
                        apps=tuple(_app_state(found, roles.get(found["id"])) for found in apps),
-                       lbs=reading.lbs, servers=names, **verdict)
+                       lbs=reading.lbs, servers=names, **standing)
 
 
 def _app_state(app, role):
@@ -3720,7 +3909,7 @@ def _app_state(app, role):
                     marathon_deployment=bool(app.get("deployments")))
 
 
-def _verdict(reading, options):
+def _group_standing(reading, options):
     """state, summary, step and commands of a group (the GroupStatus fields past the lists)."""
     apps, group = reading.apps, reading.group
     if not apps:
@@ -3740,7 +3929,7 @@ def _verdict(reading, options):
         finish = resume_command(argv, "--complete-cur")
     plan = plan_swap(new_app, old_app, options, hybrid=bool(hybrid_goal) and not converging)
     observation = named(Observation(new_app, old_app, reading.lbs), reading.addresses.get)
-    step = decide(observation, plan, 0.0, math.inf)
+    step = decide_swap(observation, plan, 0.0, math.inf)
     new_colour, old_colour = colour_of(new_app) or new_app["id"], colour_of(old_app) or old_app["id"]
     extra = f" ({len(apps) - 2} older app(s) of the group are left alone)" if len(apps) > 2 else ""
     if step.done:
@@ -3875,89 +4064,9 @@ def show_status(deployer, app):
         deployer.sleep(options.step_delay)
 
 
-def is_terminal(stream):
-    """Whether ``stream`` is a terminal that understands cursor movement."""
-    try:
-        return stream.isatty() and os.environ.get("TERM") != "dumb"
-    except (AttributeError, ValueError):
-        return False
-
-
-class TerminalBlock:
-    """Lines at the bottom of a terminal, redrawn in place; other text is printed above them.
-
-    Plain ANSI escapes do it (cursor up N lines, erase to the end of the
-    screen), which every terminal emulator in use understands; curses would
-    take over the whole screen. Lines are cut at the terminal's width, and the
-    block at its height, so that the block's height is known and on screen.
-    """
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.lines = []
-        self.rows = 0  # terminal rows the block occupies now
-
-    def size(self):
-        """(columns, lines) of the terminal; 80 x 24 when it does not say."""
-        try:
-            size = os.get_terminal_size(self.stream.fileno())
-        except (AttributeError, OSError, ValueError):
-            return DEFAULT_TERMINAL_COLUMNS, DEFAULT_TERMINAL_LINES
-        return size.columns or DEFAULT_TERMINAL_COLUMNS, size.lines or DEFAULT_TERMINAL_LINES
-
-    def draw(self, lines):
-        self._erase()
-        self.lines = list(lines)
-        self._write()
-
-    def above(self, text):
-        """Print ``text`` for good, then the block again under it."""
-        self._erase()
-        self.stream.write(text + "\n")
-        self._write()
-
-    def clear(self):
-        self._erase()
-        self.lines = []
-        self.stream.flush()
-
-    def _erase(self):
-        if self.rows:
-            self.stream.write(f"\r\x1b[{self.rows}A\x1b[J")
-            self.rows = 0
-
-    def _write(self):
-        columns, lines = self.size()
-        width = max(10, columns - 1)  # one spare column: no terminal wraps early
-        rows = [line[start:start + width] for line in self.lines for start in range(0, max(len(line), 1), width)]
-        if len(rows) >= lines:  # the cursor cannot go up past the top of the screen: keep the block on it
-            kept = max(1, lines - 2)
-            rows = rows[:kept] + [f"({len(rows) - kept} more lines: a taller terminal shows them)"[:width]]
-        self.stream.write("".join(row + "\n" for row in rows))
-        self.rows = len(rows)
-        self.stream.flush()
-
-
-class LiveHandler(logging.Handler):
-    """zdd's log on a terminal: lines scroll above one live block; the per-poll line goes into the block."""
-
-    def __init__(self, stream, formatter):
-        super().__init__()
-        self.block = TerminalBlock(stream)
-        self.setFormatter(formatter)
-        self.absorbing = False  # set while Deployer.report logs its per-poll line
-        self.poll_line = None
-
-    def emit(self, record):
-        try:
-            text = self.format(record)
-            if self.absorbing:
-                self.poll_line = text
-            else:
-                self.block.above(text)
-        except Exception:  # logging must never stop a deployment
-            self.handleError(record)
-
+# ---------------------------------------------------------------------------
+# Live view: a deployment's progress redrawn on a terminal
+# ---------------------------------------------------------------------------
 
 def start_live_view(options, stream):
     """The LiveHandler that replaces the terminal's log handler, or None when there is no live view.
@@ -4078,7 +4187,6 @@ def deployer_for(live):
 # The command line
 # ---------------------------------------------------------------------------
 
-
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows a default only where there is one: not for required options, nor off for flags."""
 
@@ -4118,9 +4226,6 @@ def _log_level(text):
     return level
 
 
-ENV_PREFIX = "ZDD_"
-
-
 def build_parser():
     parser = _Parser(
         prog="zdd",
@@ -4130,7 +4235,13 @@ def build_parser():
         "(e.g. ZDD_MARATHON, ZDD_MARATHON_LB, ZDD_STEP_DELAY); flags win. "
         "Exit codes: see zdd --longhelp.",
     )
-    add = parser.add_argument
+    for add_flags in (_add_what_where_flags, _add_schedule_flags, _add_access_flags, _add_judging_flags):
+        add_flags(parser.add_argument)
+    return parser
+
+
+def _add_what_where_flags(add):
+    """The flags of what to deploy, to which Marathon and marathon-lbs, and whether to ask."""
     add("--longhelp", action="store_true", help="print how zdd works and exit")
     add("--version", action="version", version=f"zdd {__version__}")
     add("--marathon", "-m", action="append",
@@ -4146,6 +4257,10 @@ def build_parser():
         help="when the new definition does not differ from the running colour's (the plan's diff: fields zdd "
         "sets and Marathon's defaults left out) and no Marathon deployment runs on it, say so and exit 0 "
         "without writing anything")
+
+
+def _add_schedule_flags(add):
+    """The flags of the steps' pace and size, and the role of a run (resume, hybrid, complete)."""
     add("--step-delay", "-s", type=_non_negative(float), default=DEFAULT_STEP_DELAY_S,
         help="the longest wait in seconds between two looks while something is not ready: after its own write, "
         f"or when what it waits for changed, zdd looks again after {FIRST_LOOK_AGAIN_S:g} s, then "
@@ -4163,6 +4278,10 @@ def build_parser():
     add("--complete-prev", "-p", action="store_true", help="hybrid: converge back to the previous (old) app")
     add("--pre-kill-hook", help="executable run before each kill with 3 JSON arguments: the old app, "
         "the task ids to kill, the new app; a non-zero exit stops the deployment")
+
+
+def _add_access_flags(add):
+    """The flags of logging, credentials and the time limits of requests and of the run."""
     add("--syslog-socket", default=DEFAULT_SYSLOG_SOCKET, help="syslog socket; /dev/null disables syslog")
     add("--log-format", default=DEFAULT_LOG_FORMAT, help="log line format")
     add("--log-level", type=_log_level, default="DEBUG", help="log level")
@@ -4180,6 +4299,10 @@ def build_parser():
     add("--stall-timeout", type=_non_negative(float), default=DEFAULT_STALL_TIMEOUT_S,
         help="stop when the deployment makes no progress, or Marathon does not answer, for this many seconds "
         "(0: never)")
+
+
+def _add_judging_flags(add):
+    """The flags of output, failure handling, --status, and the checks that judge a step."""
     add("--output", choices=("text", "json"), default="text",
         help="json: JSON Lines events on stdout instead of the app definition")
     add("--on-failure", choices=("stop", "rollback"), default="stop",
@@ -4212,7 +4335,6 @@ def build_parser():
     add("--reload-grace", metavar="S", type=_non_negative(float), default=DEFAULT_RELOAD_GRACE_S,
         help="with the grace: the longest request of the service in seconds, from its first byte to the end of "
         "its answer: how long an old HAProxy worker may still serve a request it began before a reload")
-    return parser
 
 
 def _environment_values(parser, environ):
@@ -4384,50 +4506,6 @@ def setup_logging(options, stream):
             return
         syslog.setFormatter(formatter)
         logger.addHandler(syslog)
-
-
-ROLE_FLAGS = ("--dry-run", "-d", "--resume", "-r", "--complete-cur", "-c", "--complete-prev", "-p")
-
-
-def resume_command(argv, action="--resume"):
-    """This command with ``action`` (--resume, or --complete-prev to go back) instead of any role flag.
-
-    Secrets are left out: '***' stands for them.
-    """
-    words, skip = ["zdd"], False
-    for word in argv:
-        if skip:
-            words.append("'***'")
-            skip = False
-            continue
-        secret_flag = _secret_flag(word)
-        if secret_flag and "=" in word:
-            words.append(word.split("=", 1)[0] + "='***'")
-            continue
-        if secret_flag:
-            words.append(word)
-            skip = True
-            continue
-        if word in ROLE_FLAGS:
-            continue
-        words.append(shlex.quote(_redact_word(word)))
-    return " ".join(words + [action])
-
-
-def _secret_flag(word):
-    """The secret flag ``word`` names, also abbreviated as argparse accepts it, or None."""
-    name = word.split("=", 1)[0]
-    if len(name) <= 2 or not name.startswith("--"):
-        return None
-    return next((flag for flag in SECRET_FLAGS if flag.startswith(name)), None)
-
-
-_URL_PASSWORD = re.compile(r"(://[^/@:]*):[^/]*@")
-
-
-def _redact_word(word):
-    """``word`` with the password of any URL in it as ***: ``-m http://user:***@host``, ``-mhttp://...``."""
-    return _URL_PASSWORD.sub(r"\1:***@", word)
 
 
 def _terminal_ask(question, stdin, stderr):
@@ -4606,22 +4684,6 @@ def _last_seen_state(progress, app_id):
         return "not read yet"
     state = summarise(progress.last_seen[app_id])
     return f"{state} (as last seen)" if progress.marathon_away else state
-
-
-class SystemClock:
-    def monotonic(self):
-        return time.monotonic()
-
-    def sleep(self, seconds):
-        time.sleep(seconds)
-
-    def now(self):
-        """Naive local time, as HAPROXY_DEPLOYMENT_STARTED_AT holds it."""
-        return datetime.datetime.now()
-
-    def utcnow(self):
-        """Naive UTC time: event times and token expiry."""
-        return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
 if __name__ == "__main__":

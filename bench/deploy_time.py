@@ -4,7 +4,7 @@ For N instances (3, 10, 30) and a task start latency L (seconds from launch to
 running, the simulator's SIM_START_DELAY_S), it deploys blue, then runs the
 real zdd command (``--output json``) to deploy green, while an observer polls
 the same Marathon and marathon-lb every 50 ms and asks zdd's own pure core
-(``zdd.decide``) whether the next step could be taken now.
+(``zdd.decide_swap``) whether the next step could be taken now.
 
 For each step, zdd's overhead is the time from the moment the observer first
 saw the step possible to the moment zdd decided it (both on the wall clock).
@@ -93,7 +93,7 @@ class Observer:
             lbs = zdd.track_reads(self.reads, lbs, set(observation.names.values()))
             self.reads = {lb.url: lb for lb in lbs}
             observation = dataclasses.replace(observation, lbs=lbs)
-        step = zdd.decide(observation, self.plan, 0.0, 300)
+        step = zdd.decide_swap(observation, self.plan, 0.0, 300)
         grace = lbs and zdd.reload_check_of(lbs, self.reload_check) == "grace"
         if (step.kill or step.delete_old) and grace and zdd.reload_wait(observation, step, self.reload_grace_s):
             return zdd.Step(wait="the reload check")

@@ -564,7 +564,7 @@ def test_format_app_text_refuses(text):
 
 
 # ---------------------------------------------------------------------------
-# decide(): the next step from one observation
+# decide_swap(): the next step from one observation
 # ---------------------------------------------------------------------------
 
 
@@ -661,7 +661,7 @@ PLAN3 = plan(3)
         plan(4, hybrid_goal=2), 0, zdd.Step(kill=("web-blue.2",)), id="hybrid-kill-without-scaling"),
 ])
 def test_decide(observation, the_plan, waited_s, expected):
-    step = zdd.decide(zdd.named(observation, identity), the_plan, waited_s, 300)
+    step = zdd.decide_swap(zdd.named(observation, identity), the_plan, waited_s, 300)
     if expected == "wait":
         assert step.wait, step
         assert (step.kill, step.scale_to, step.delete_old, step.done) == ((), None, False, False)
@@ -678,7 +678,7 @@ def test_decide_drained_one_lb_not_other_is_a_drain_wait():
     observation = zdd.Observation(NEW1, OLD3, (
         lb(DRAINED_B1), lb([up("green", 1), busy("blue", 1), up("blue", 2), up("blue", 3)],
                            url="http://10.9.9.2:9090")))
-    step = zdd.decide(zdd.named(observation, identity), PLAN3, 10, 300)
+    step = zdd.decide_swap(zdd.named(observation, identity), PLAN3, 10, 300)
     assert step.wait and step.draining and not step.kill
 
 

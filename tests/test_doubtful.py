@@ -332,7 +332,7 @@ def test_decide_never_kills_on_an_unknown_row_even_after_max_wait():
     observation = observe(mk_app("green", [1]), mk_app("blue", [2]), view(row("green", 1, "UP"),
                                                                           row("blue", 2, "MAINT", None)))
     for waited_s in (0, 10_000):
-        step = zdd.decide(observation, PLAN, waited_s, 300)
+        step = zdd.decide_swap(observation, PLAN, waited_s, 300)
         assert step.kill == () and not step.delete_old and step.lb_failed, step
         assert "gave a doubtful stats row (server 10_0_0_2_31002: no scur)" in step.wait
 
@@ -340,7 +340,7 @@ def test_decide_never_kills_on_an_unknown_row_even_after_max_wait():
 def test_decide_waits_on_an_old_app_without_tasks():
     old = {key: value for key, value in mk_app("blue", [2]).items() if key != "tasks"}
     observation = observe(mk_app("green", [1]), old, view(row("green", 1, "UP"), row("blue", 2, "UP", 3)))
-    step = zdd.decide(observation, PLAN, 0, 300)
+    step = zdd.decide_swap(observation, PLAN, 0, 300)
     assert step.wait == "Marathon's answer for /web-blue is doubtful: it has no tasks" and not step.delete_old
 
 

@@ -114,7 +114,7 @@ EARLIER_STARTED = {"labels": {zdd.LABEL_STARTED_AT: "2026-01-01T10:00:00"}}
 def test_a_swap_poll_reads_marathon_lb_when_its_decision_needs_it(new_app, old_app, reads):
     observation = _observed(new_app, old_app)
     assert zdd.swap_reads_lbs(observation) is reads
-    assert zdd.decide(observation, zdd.Plan("/nginx-green", "/nginx-blue", target=3), 0, 300).read_lbs is reads
+    assert zdd.decide_swap(observation, zdd.Plan("/nginx-green", "/nginx-blue", target=3), 0, 300).read_lbs is reads
 
 
 @pytest.mark.parametrize("restored, failed, handed_over, reads", [

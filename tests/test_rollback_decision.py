@@ -79,5 +79,6 @@ def test_one_decision_sees_one_answer_from_a_resolver_that_changes_its_mind():
     # at the target, the decision checks both apps' names twice (is the old app unrouted? has it drained?)
     listeners = [up("green", 1), up("green", 2), up("green", 3), drained("blue", 1)]
     observation = zdd.Observation(mk_app("green", [1, 2, 3]), mk_app("blue", [1]), (lb(listeners),))
-    step = zdd.decide(zdd.named(observation, once_then_gone), zdd.Plan("/web-green", "/web-blue", target=3), 0, 300)
+    plan = zdd.Plan("/web-green", "/web-blue", target=3)
+    step = zdd.decide_swap(zdd.named(observation, once_then_gone), plan, 0, 300)
     assert step == zdd.Step(delete_old=True)
