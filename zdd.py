@@ -1491,6 +1491,21 @@ def reload_wait(observation, step, grace_s):
             "an old HAProxy worker may still send requests to the tasks going away"), left_s
 
 
+def graced_step(observation, step, grace_s, waited_s, max_wait_s):
+    """``step`` (a kill or the delete) once the grace is over, a wait until it is, or ``step`` forced past --max-wait.
+
+    A step already forced (--max-wait passed on the drain) is not held again.
+    """
+    if step.forced:
+        return step
+    waiting = reload_wait(observation, step, grace_s)
+    if waiting is None:
+        return step
+    if waited_s < max_wait_s:
+        return Step(wait=waiting[0], look_again_s=waiting[1])
+    return dataclasses.replace(step, forced=True)
+
+
 def assess_restore(observation, target):
     """During a rollback: why the failed app cannot be deleted yet, as (reason, draining), or (None, False).
 
@@ -3286,12 +3301,8 @@ class Deployer:
                 observation = dataclasses.replace(observation, lbs=self.lbs.with_pids(observation.lbs))
                 if _lb_problem(observation.lbs) is not None:  # the PIDs are read by nothing else
                     step = steps.next_step(observation, waited_s)
-            elif not step.forced:
-                waiting = reload_wait(observation, step, self.options.reload_grace)
-                if waiting and waited_s < self.options.max_wait:
-                    step = Step(wait=waiting[0], look_again_s=waiting[1])
-                elif waiting:
-                    step = dataclasses.replace(step, forced=True)
+            else:
+                step = graced_step(observation, step, self.options.reload_grace, waited_s, self.options.max_wait)
         return observation, step
 
     def read_apps(self, steps):

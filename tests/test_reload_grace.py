@@ -12,6 +12,7 @@ the reloads come at. In process, on the fake clock.
 """
 
 import bisect
+import dataclasses
 
 import pytest
 
@@ -243,6 +244,24 @@ def test_reload_wait(reads, safe):
         assert waiting[1] == pytest.approx(2.0 - (last.read_at - last.serving_since))
     # the delete of the old app: the same for all its tasks
     assert (zdd.reload_wait(_observation([last]), zdd.Step(delete_old=True), 2.0) is None) == safe
+
+
+@pytest.mark.parametrize("second_read, step, waited_s, expected", [
+    ((102.0, 32), zdd.Step(kill=("t-a",)), 0, zdd.Step(kill=("t-a",))),  # the grace is over: the kill
+    ((101.5, 31.5), zdd.Step(kill=("t-a",)), 0, zdd.Step(wait="grace", look_again_s=0.5)),  # 0.5 s to go
+    ((101.5, 31.5), zdd.Step(kill=("t-a",)), 300, zdd.Step(kill=("t-a",), forced=True)),  # --max-wait passed
+    ((101.5, 31.5), zdd.Step(kill=("t-a",), forced=True), 0, zdd.Step(kill=("t-a",), forced=True)),  # forced already
+    ((101.5, 31.5), zdd.Step(delete_old=True), 0, zdd.Step(wait="grace", look_again_s=0.5)),
+], ids=["over", "to-go", "max-wait", "forced", "delete"])
+def test_graced_step(second_read, step, waited_s, expected):
+    last = tracked(view(100.0, 30, [server("a")]), view(*second_read, [server("a")]))
+    got = zdd.graced_step(_observation([last]), step, 2.0, waited_s, 300)
+    if expected.wait:
+        assert got.wait.startswith("marathon-lb http://lb:9090 changed less than --reload-grace (2 s) ago")
+        got = dataclasses.replace(got, wait="grace")
+        assert got.look_again_s == pytest.approx(expected.look_again_s)
+        got = dataclasses.replace(got, look_again_s=expected.look_again_s)
+    assert got == expected
 
 
 def test_reload_check_of():
