@@ -14,6 +14,7 @@ Everything it starts is stopped by ``close()``.
 """
 
 import csv
+import datetime
 import json
 import os
 import shlex
@@ -24,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import zdd
 from tests.sandbox.clock import RealClock
 from tests.sandbox.lbsync import MarathonLB
 from tests.sandbox.load import LoadGenerator
@@ -34,6 +36,11 @@ from tests.sandbox.tasks import ProcessLauncher
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GROUP = "web"
 DEFAULT_STEP_DELAY_S = 0.5
+SEED_TIMEOUT_S = 30.0
+# from launch to TASK_RUNNING (the simulator's SIM_START_DELAY_S, 1 s by default): a task process binds its port
+# within a few hundred milliseconds, and the first health check comes intervalSeconds (1) after it runs; the app's
+# own SIM_START_DELAY_S label (a slow start) wins
+TASK_START_DELAY_S = 0.2
 
 
 def can_bind(ip):
@@ -130,7 +137,8 @@ class Cluster:
                               "portIndex": 0, "gracePeriodSeconds": 10, "intervalSeconds": 1,
                               "timeoutSeconds": 1, "maxConsecutiveFailures": 3}],
             "labels": {"HAPROXY_DEPLOYMENT_GROUP": GROUP, "HAPROXY_DEPLOYMENT_ALT_PORT": str(self.alt_port),
-                       "HAPROXY_GROUP": "external", **{key: str(value) for key, value in labels.items()}},
+                       "HAPROXY_GROUP": "external", "SIM_START_DELAY_S": str(TASK_START_DELAY_S),
+                       **{key: str(value) for key, value in labels.items()}},
         }
         if shape == "1.4":
             app["container"] = {"type": "DOCKER", "docker": {"image": "sandbox/echo", "network": "BRIDGE",
@@ -180,6 +188,30 @@ class Cluster:
         result = self.zdd(self.write_app(app, "blue.json"))
         if result.returncode != 0:
             raise RuntimeError("the first deployment failed:\n" + result.stderr)
+        self.wait_idle()
+        return app
+
+    def seed_first(self, instances=3, **app_options):
+        """Blue as zdd's first deployment leaves it, put straight into the simulator; every marathon-lb routes to it.
+
+        For the scenarios about what comes after the first deployment: the
+        app is the one zdd would create (``zdd.prepare_app``, with no app in
+        the group), its tasks are started at once and, once each answers its
+        health check, every marathon-lb serves them, as after
+        ``deploy_first``, without the zdd run and the tasks' start and first
+        health check (seconds per scenario). ``deploy_first`` stays for the
+        scenarios about the first deployment itself.
+        """
+        app = self.app(instances, **app_options)
+        # with no app in the group, prepare_app reads no option
+        blue = zdd.prepare_app(app, None, None, datetime.datetime.now())
+        task_ids = [task["id"] for task in self.sim.add_app(blue, ready=True)["tasks"]]
+        end = time.monotonic() + SEED_TIMEOUT_S
+        # marked healthy at once: wait until each process answers, before HAProxy may count it as up
+        while not all(self.launcher.check_health(task_id) for task_id in task_ids):
+            if time.monotonic() > end:
+                raise TimeoutError("the seeded tasks did not answer their health checks")
+            time.sleep(0.05)
         self.wait_idle()
         return app
 
