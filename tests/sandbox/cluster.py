@@ -36,7 +36,6 @@ from tests.sandbox.tasks import ProcessLauncher
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GROUP = "web"
 DEFAULT_STEP_DELAY_S = 0.5
-SEED_TIMEOUT_S = 30.0
 # from launch to TASK_RUNNING (the simulator's SIM_START_DELAY_S, 1 s by default): a task process binds its port
 # within a few hundred milliseconds, and the first health check comes intervalSeconds (1) after it runs; the app's
 # own SIM_START_DELAY_S label (a slow start) wins
@@ -196,22 +195,15 @@ class Cluster:
 
         For the scenarios about what comes after the first deployment: the
         app is the one zdd would create (``zdd.prepare_app``, with no app in
-        the group), its tasks are started at once and, once each answers its
-        health check, every marathon-lb serves them, as after
-        ``deploy_first``, without the zdd run and the tasks' start and first
-        health check (seconds per scenario). ``deploy_first`` stays for the
-        scenarios about the first deployment itself.
+        the group), added as Marathon adds a created app (its deployment
+        starts the tasks and ends when they pass their health checks), and
+        every marathon-lb serves it, as after ``deploy_first``, without a zdd
+        process to start and run. ``deploy_first`` stays for the scenarios
+        about the first deployment itself.
         """
         app = self.app(instances, **app_options)
         # with no app in the group, prepare_app reads no option
-        blue = zdd.prepare_app(app, None, None, datetime.datetime.now())
-        task_ids = [task["id"] for task in self.sim.add_app(blue, ready=True)["tasks"]]
-        end = time.monotonic() + SEED_TIMEOUT_S
-        # marked healthy at once: wait until each process answers, before HAProxy may count it as up
-        while not all(self.launcher.check_health(task_id) for task_id in task_ids):
-            if time.monotonic() > end:
-                raise TimeoutError("the seeded tasks did not answer their health checks")
-            time.sleep(0.05)
+        self.sim.add_app(zdd.prepare_app(app, None, None, datetime.datetime.now()), ready=False)
         self.wait_idle()
         return app
 
