@@ -77,8 +77,10 @@ def zdd_command():
 
 
 class Cluster:
-    def __init__(self, workdir, lbs=1, marathon_version="1.5", keep_alive=False, **haproxy_options):
+    def __init__(self, workdir, lbs=1, marathon_version="1.5", keep_alive=False, reload_grace_s=None,
+                 **haproxy_options):
         self.workdir = Path(workdir)
+        self.reload_grace_s = reload_grace_s  # zdd's --reload-grace; None: zdd's default
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.clock = RealClock()
         self.launcher = ProcessLauncher(self.workdir / "tasks")
@@ -161,7 +163,8 @@ class Cluster:
         """zdd's command line for this cluster; ``marathon``: the -m value, else the simulator's URL."""
         return [*zdd_command(), "-m", marathon or self.sim.url, "-l", ",".join(lb.url for lb in self.lbs),
                 "-j", str(app_path), "-f", "--syslog-socket", "/dev/null", "--log-level", "INFO",
-                "-s", str(step_delay_s), *args]
+                "-s", str(step_delay_s),
+                *(() if self.reload_grace_s is None else ("--reload-grace", "%g" % self.reload_grace_s)), *args]
 
     def zdd(self, app_path, *args, timeout_s=300, **options):
         """Run zdd to the end; a CompletedProcess with its exit code, stdout and stderr."""
