@@ -101,15 +101,23 @@ def sandbox(tmp_path):
         assert not left_groups and not left, "processes left behind: groups %s, pids %s" % (left_groups, left)
 
 
+# zdd's --reload-grace in the scenarios (zdd's default: 2 s): the grace outlasts the requests an old HAProxy
+# worker still has in flight to the tasks going away, and the sandbox's tasks answer within milliseconds (a second
+# per kill saved). The scenarios whose tasks answer slowly, and those about the grace, pass reload_grace_s=None.
+RELOAD_GRACE_S = 1.0
+
+
 @pytest.fixture
 def cluster_factory(tmp_path):
-    """Make started Clusters; at teardown every process any of them started must be gone."""
+    """Make started Clusters (zdd run with --reload-grace RELOAD_GRACE_S unless ``reload_grace_s`` says otherwise);
+    at teardown every process any of them started must be gone."""
     from tests.sandbox.cluster import Cluster
 
     require_haproxy()
     made = []
 
     def make(**options):
+        options.setdefault("reload_grace_s", RELOAD_GRACE_S)
         cluster = Cluster(tmp_path / ("cluster-%d" % len(made)), **options)
         made.append(cluster)
         return cluster.start()

@@ -78,7 +78,7 @@ def assert_only_green_5xx(run):
 
 
 def test_a_bad_release_is_stopped_at_its_first_steps(cluster2):
-    cluster2.deploy_first(3)
+    cluster2.seed_first(3)
     run = zdd_under_load(cluster2, cluster2.app(3, **BAD), *ANALYSIS)
     report(run, "20% 5xx release, --max-error-rate 0.05")
     assert run.code == 15, run.diagnosis()
@@ -96,7 +96,7 @@ def test_a_bad_release_is_stopped_at_its_first_steps(cluster2):
 
 def test_a_bad_release_is_rolled_back_at_its_first_step(cluster2):
     """--analysis-inconclusive wait: the first step waits for 100 requests to green, so it is judged there."""
-    cluster2.deploy_first(3)
+    cluster2.seed_first(3)
     run = zdd_under_load(cluster2, cluster2.app(3, **BAD), *ANALYSIS, "--on-failure", "rollback",
                          "--analysis-inconclusive", "wait")
     report(run, "20% 5xx release, --max-error-rate 0.05 --on-failure rollback --analysis-inconclusive wait")
@@ -110,7 +110,7 @@ def test_a_bad_release_is_rolled_back_at_its_first_step(cluster2):
 @pytest.mark.long
 def test_a_good_release_is_never_stopped(cluster2):
     """Ten deployments in a row (blue -> green -> blue ...), each judged at every step under load."""
-    cluster2.deploy_first(2)
+    cluster2.seed_first(2)
     verdicts = collections.Counter()
     for attempt in range(10):
         run = zdd_under_load(cluster2, cluster2.app(2), *ANALYSIS, "--max-response-time", "500")
@@ -125,7 +125,7 @@ def test_a_good_release_is_never_stopped(cluster2):
 
 
 def test_a_slow_release_is_stopped_by_the_response_time(cluster2):
-    cluster2.deploy_first(3)
+    cluster2.seed_first(3)
     # closed-loop clients wait for each slow answer, so a slow colour gets few requests: judge with fewer (a step
     # got 12 alone, 8 with another scenario side by side on a busy machine, where 10 left it to step 3)
     run = zdd_under_load(cluster2, cluster2.app(3, SIM_SLOW_MS=300), "--max-response-time", "150",
@@ -139,7 +139,7 @@ def test_a_slow_release_is_stopped_by_the_response_time(cluster2):
 
 
 def test_too_little_traffic_to_judge_completes_and_says_so(cluster2):
-    cluster2.deploy_first(3)
+    cluster2.seed_first(3)
     path = cluster2.write_app(cluster2.app(3))
     # one client per marathon-lb, two requests a second: far fewer than 100 per step reach green
     load = LoadGenerator(cluster2.frontend_urls(), keepalive_clients=1, fresh_clients=0, pause_s=0.5)

@@ -156,7 +156,7 @@ def hook_calls(calls):
 def test_blue_to_green(cluster_factory, version, instances):
     """Marathon 1.5 and 1.4 response shapes, the app JSON in the same version's shape."""
     cluster = cluster_factory(marathon_version=version)
-    cluster.deploy_first(instances, shape=version)
+    cluster.seed_first(instances, shape=version)
     result, load, _ = deploy_under_load(cluster, cluster.app(instances, shape=version),
                                         scenario="blue->green %d, Marathon %s" % (instances, version))
     assert_exit(result)
@@ -167,7 +167,7 @@ def test_blue_to_green(cluster_factory, version, instances):
 
 def test_slow_starting_tasks(cluster):
     """New tasks take 3 s to run, then pass their health checks: zdd waits for each."""
-    cluster.deploy_first(3)
+    cluster.seed_first(3)
     result, load, _ = deploy_under_load(cluster, cluster.app(3, SIM_START_DELAY_S=3), scenario="start delay 3 s")
     assert_exit(result)
     assert_no_failure(load)
@@ -179,7 +179,7 @@ def test_slow_starting_tasks(cluster):
 
 def test_two_marathon_lbs(cluster_factory):
     cluster = cluster_factory(lbs=2)
-    cluster.deploy_first(3)
+    cluster.seed_first(3)
     result, load, _ = deploy_under_load(cluster, cluster.app(3), scenario="2 marathon-lbs")
     assert_exit(result)
     assert_no_failure(load)
@@ -193,7 +193,7 @@ def test_two_marathon_lbs_one_ignoring_the_stats_scope(cluster_factory):
     """Beside another app whose proxy name contains the group's backend name (and a server zdd must not take
     for one of the group's), one marathon-lb answers the scoped stats, the other ignores the scope."""
     cluster = cluster_factory(lbs=2)
-    cluster.deploy_first(3)
+    cluster.seed_first(3)
     backend = "web_%d" % cluster.service_port
     for lb in cluster.lbs:
         lb.haproxy.extra_services = [Service("x" + backend, free_port(cluster.lb_ips, {cluster.stats_port,
@@ -212,7 +212,7 @@ def test_two_marathon_lbs_one_ignoring_the_stats_scope(cluster_factory):
 
 
 def test_ip_per_task(cluster):
-    cluster.deploy_first(3, ip_per_task=True)
+    cluster.seed_first(3, ip_per_task=True)
     result, load, _ = deploy_under_load(cluster, cluster.app(3, ip_per_task=True), scenario="IP per task")
     assert_exit(result)
     assert_no_failure(load)
@@ -244,7 +244,7 @@ def test_an_unchanged_release_is_skipped(cluster_factory, version, ip_per_task):
 @pytest.mark.parametrize("complete", ["--complete-cur", "--complete-prev"])
 def test_hybrid_then_complete(cluster, complete):
     """--new-instances 2 on blue 4 leaves both colours serving; --complete-cur/--complete-prev converges."""
-    cluster.deploy_first(4)
+    cluster.seed_first(4)
     path = cluster.write_app(cluster.app(4))
     with UnderLoad(cluster, "hybrid then %s" % complete) as run:
         hybrid = run.zdd(path, "--new-instances", "2")
@@ -269,7 +269,7 @@ def test_hybrid_then_complete(cluster, complete):
 
 def test_sigkill_then_resume(cluster):
     """zdd killed with SIGKILL halfway; the same command with --resume finishes, one load throughout."""
-    cluster.deploy_first(3)
+    cluster.seed_first(3)
     path = cluster.write_app(cluster.app(3))
     with UnderLoad(cluster, "SIGKILL then --resume") as run:
         killed, called = run.zdd_watching(path, step="zdd, SIGKILL once green >= 2 or a kill",
@@ -300,7 +300,7 @@ def _halfway(cluster):
 
 
 def test_pre_kill_hook_gets_the_apps_and_the_tasks(cluster):
-    cluster.deploy_first(3)
+    cluster.seed_first(3)
     hook, calls = write_hook(cluster, "hook-ok", 0)
     result, load, _ = deploy_under_load(cluster, cluster.app(3), "--pre-kill-hook", str(hook),
                                         scenario="pre-kill hook", step="--pre-kill-hook hook-ok")
@@ -319,7 +319,7 @@ def test_pre_kill_hook_gets_the_apps_and_the_tasks(cluster):
 
 
 def test_pre_kill_hook_refusing_stops_before_any_kill(cluster):
-    cluster.deploy_first(3)
+    cluster.seed_first(3)
     hook, calls = write_hook(cluster, "hook-no", 3)
     path = cluster.write_app(cluster.app(3))
     with UnderLoad(cluster, "pre-kill hook exits 3") as run:
@@ -347,7 +347,7 @@ def test_old_worker_held_open_then_max_wait(cluster):
     leaves the worker behind; HAProxy ends the incomplete request after
     ``timeout http-request`` (15 s), long after --max-wait.
     """
-    cluster.deploy_first(3)
+    cluster.seed_first(3)
     lb = cluster.lbs[0]
     path = cluster.write_app(cluster.app(3))
     try:
@@ -429,7 +429,7 @@ def test_simulator_serves_what_marathon_lb_reads(cluster_factory, version):
 
 def test_simulator_serves_ip_per_task_addresses(cluster):
     """IP per task: each task's ipAddresses, and the container port marathon-lb routes to."""
-    cluster.deploy_first(2, ip_per_task=True)
+    cluster.seed_first(2, ip_per_task=True)
     with urllib.request.urlopen(cluster.sim.url + "/v2/apps?embed=apps.tasks", timeout=5) as response:
         [app] = json.load(response)["apps"]
     assert app["networks"][0]["mode"] == "container"

@@ -161,7 +161,7 @@ def test_marathon_error_rate_20_percent(cluster):
     Reads and writes are counted apart, so that the fifth write (of create,
     kill, scale, kill, scale, delete) fails: read again, decided again.
     """
-    cluster.deploy_first(INSTANCES)
+    cluster.seed_first(INSTANCES)
     sim = cluster.sim
 
     def fault():
@@ -175,7 +175,7 @@ def test_marathon_error_rate_20_percent(cluster):
 
 def test_marathon_5xx_burst(cluster):
     """Halfway, the next 3 reads and the next 2 writes of zdd answer 5xx: it goes on and completes."""
-    cluster.deploy_first(INSTANCES)
+    cluster.seed_first(INSTANCES)
     sim = cluster.sim
 
     def fault():
@@ -190,7 +190,7 @@ def test_marathon_5xx_burst(cluster):
 
 def test_marathon_slower_than_the_request_timeout(cluster):
     """Halfway, for 3 s every Marathon answer takes 2.5 s (zdd gives up after 1 s): zdd completes."""
-    cluster.deploy_first(INSTANCES)
+    cluster.seed_first(INSTANCES)
     sim = cluster.sim
     fault_scenario(
         cluster, "Marathon slow for 3 s", "--stall-timeout", "30",
@@ -201,7 +201,7 @@ def test_marathon_slower_than_the_request_timeout(cluster):
 
 def test_marathon_answers_trickle(cluster):
     """Halfway, for 8 s zdd's Marathon reads trickle, a byte every 50 ms: each cut at 1 s, a read fails, waited for."""
-    cluster.deploy_first(INSTANCES)
+    cluster.seed_first(INSTANCES)
     sim = cluster.sim
     first, _, _ = fault_scenario(
         cluster, "Marathon answers trickle for 8 s", "--stall-timeout", "30",
@@ -214,7 +214,7 @@ def test_marathon_answers_trickle(cluster):
 
 def test_marathon_drops_connections(cluster):
     """A quarter of zdd's Marathon connections (reads and writes apart) close without an answer: zdd completes."""
-    cluster.deploy_first(INSTANCES)
+    cluster.seed_first(INSTANCES)
     sim = cluster.sim
 
     def fault():
@@ -229,7 +229,7 @@ def test_marathon_drops_connections(cluster):
 
 def test_marathon_down_for_good(cluster):
     """Halfway, Marathon refuses every connection: zdd waits --stall-timeout, exit 6; resume completes."""
-    cluster.deploy_first(INSTANCES)
+    cluster.seed_first(INSTANCES)
     sim = cluster.sim
     first, _, _ = fault_scenario(
         cluster, "Marathon down", "--stall-timeout", str(OUTAGE_STALL_TIMEOUT_S),
@@ -267,7 +267,7 @@ def check_outage_bound(run, stall_timeout_s):
 def test_marathon_away_from_zdd_for_10_s_mid_deployment(cluster_factory, kind):
     """Halfway, with 2 marathon-lbs, Marathon answers zdd 503 (or drops its connections) for 10 s: zdd waits, exit 0."""
     cluster = cluster_factory(lbs=2)
-    cluster.deploy_first(INSTANCES)
+    cluster.seed_first(INSTANCES)
     sim = cluster.sim
 
     def fault():
@@ -286,7 +286,7 @@ def test_marathon_away_from_zdd_for_10_s_mid_deployment(cluster_factory, kind):
 def test_marathon_away_from_zdd_for_10_s_during_a_rollback(cluster_factory):
     """The pre-kill hook refuses, zdd rolls back; Marathon answers zdd 503 for 10 s from the rollback's writes on."""
     cluster = cluster_factory(lbs=2)
-    cluster.deploy_first(INSTANCES)
+    cluster.seed_first(INSTANCES)
     sim = cluster.sim
     hook = cluster.workdir / "refusing-hook.sh"
     hook.write_text("#!/bin/sh\nexit 1\n")
@@ -322,7 +322,7 @@ def test_marathon_away_from_zdd_for_10_s_during_a_rollback(cluster_factory):
 def test_marathon_away_from_zdd_longer_than_the_stall_timeout(cluster_factory):
     """Halfway, Marathon answers zdd 503 for good: exit 6 after --stall-timeout; healed, --resume completes."""
     cluster = cluster_factory(lbs=2)
-    cluster.deploy_first(INSTANCES)
+    cluster.seed_first(INSTANCES)
     sim = cluster.sim
     first, resumed, _ = fault_scenario(
         cluster, "Marathon away from zdd for good", "--stall-timeout", str(OUTAGE_STALL_TIMEOUT_S),
@@ -344,7 +344,7 @@ def test_marathon_random_5xx_20_percent(cluster, seed):
     meet four 5xx in a row: that is waited out, not a halfway stop.
     ZDD_E2E_RANDOM_RUNS=N runs N seeds.
     """
-    cluster.deploy_first(INSTANCES)
+    cluster.seed_first(INSTANCES)
     sim = cluster.sim
     fault_scenario(cluster, "Marathon random 5xx 20%% (seed %d)" % seed, "--stall-timeout", "30",
                    fault=lambda: sim.inject("error", rate=0.2, seed=seed, status=(503, 500), client_regex="^zdd/"),
@@ -361,7 +361,7 @@ def test_one_marathon_lb_down(cluster_factory):
     external balancer would), whose frontend must lose nothing.
     """
     cluster = cluster_factory(lbs=2)
-    cluster.deploy_first(INSTANCES)
+    cluster.seed_first(INSTANCES)
     down = cluster.lbs[1]
     first, _, _ = fault_scenario(
         cluster, "one marathon-lb down", "--stall-timeout", "4", "--max-wait", "60",
@@ -372,7 +372,7 @@ def test_one_marathon_lb_down(cluster_factory):
 
 def test_marathon_lb_stats_garbage(cluster):
     """Halfway, the stats URL answers an HTML page: no progress, exit 5 after the stall timeout; resume."""
-    cluster.deploy_first(INSTANCES)
+    cluster.seed_first(INSTANCES)
     lb = cluster.lbs[0]
     first, _, _ = fault_scenario(
         cluster, "stats garbage", "--stall-timeout", "4", "--max-wait", "60",
@@ -383,7 +383,7 @@ def test_marathon_lb_stats_garbage(cluster):
 
 def test_marathon_lb_keeps_3_pids(cluster):
     """An HAProxy that always keeps its previous worker (3 PIDs): with getpids each step goes on after --max-wait."""
-    cluster.deploy_first(INSTANCES)
+    cluster.seed_first(INSTANCES)
     lb = cluster.lbs[0]
     lb.keep_old_worker()
     try:
@@ -397,7 +397,7 @@ def test_marathon_lb_keeps_3_pids(cluster):
 
 def test_deadline_passes_mid_deployment(cluster):
     """--deadline 5 passes halfway: exit 10, the cluster serves on; resume completes."""
-    cluster.deploy_first(INSTANCES)
+    cluster.seed_first(INSTANCES)
     first, resumed, _ = fault_scenario(cluster, "deadline 5 s", "--stall-timeout", "30", deadline_s=5.0, expect=10)
     assert "--deadline passed" in first.stderr
     assert resumed.finished["steps"] >= 1
@@ -421,7 +421,7 @@ def test_marathon_lb_stats_garbled_by_a_proxy(cluster, garble):
     (scur '-'), or lists each MAINT server again as UP with sessions: nothing is killed on that view, even
     past --max-wait; exit 5 (10 while waiting for the drain); healed, --resume completes.
     """
-    cluster.deploy_first(INSTANCES)
+    cluster.seed_first(INSTANCES)
     with ProxiedMarathonLB(cluster.lbs[0].url) as proxy:
         def fault():
             proxy.stats_garble = garble
@@ -430,11 +430,13 @@ def test_marathon_lb_stats_garbled_by_a_proxy(cluster, garble):
             proxy.stats_garble = None
 
         if garble == "scur-dash":  # waited on as a marathon-lb that does not answer: --max-wait does not end it
-            expect, waited_for, bounds = 5, "doubtful stats row", ("--max-wait", "2")
-        else:  # waited on as a drain (MAINT + UP with sessions is not drained): --deadline ends it
-            expect, waited_for, bounds = 10, "drain", ("--max-wait", "60")
+            expect, waited_for, bounds = 5, "doubtful stats row", ("--max-wait", "2", "--stall-timeout", "4")
+        else:  # waited on as a drain (MAINT + UP with sessions is not drained): --deadline ends it, within the
+            # stall timeout (which, at 4 s, once ended the run at its first step, a task slow to start on a busy
+            # machine, before the fault: exit 5, the fault never injected)
+            expect, waited_for, bounds = 10, "drain", ("--max-wait", "60", "--stall-timeout", "30")
         first, _, _ = fault_scenario(
-            cluster, "stats garbled by a proxy (%s)" % garble, "-l", proxy.url, "--stall-timeout", "4", *bounds,
+            cluster, "stats garbled by a proxy (%s)" % garble, "-l", proxy.url, *bounds,
             fault=fault, when=lambda: first_kill_sent(cluster), expect=expect, heal=heal,
             deadline_s=DEADLINE_S if expect == 5 else 25.0)
         assert proxy.stats_polls > 0
@@ -443,7 +445,7 @@ def test_marathon_lb_stats_garbled_by_a_proxy(cluster, garble):
 
 def test_marathon_answers_the_old_app_with_the_new_apps_id(cluster):
     """Halfway, blue's GET names /web-green: zdd never takes it for green nor deletes green; exit 6; healed, resume."""
-    cluster.deploy_first(INSTANCES)
+    cluster.seed_first(INSTANCES)
     sim = cluster.sim
     first, _, _ = fault_scenario(
         cluster, "old app answered as the new one", "--stall-timeout", str(OUTAGE_STALL_TIMEOUT_S),

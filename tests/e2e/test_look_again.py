@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 @pytest.mark.parametrize("lbs", [1, 2])
 def test_blue_to_green_10_at_the_default_step_delay(cluster_factory, lbs):
     cluster = cluster_factory(lbs=lbs)
-    cluster.deploy_first(10)
+    cluster.seed_first(10)
     result, load, _ = deploy_under_load(cluster, cluster.app(10), "--step-delay", "5",
                                         scenario="blue->green 10, -s 5, %d marathon-lb(s)" % lbs)
     assert_exit(result)
@@ -25,7 +25,7 @@ def test_blue_to_green_10_at_the_default_step_delay(cluster_factory, lbs):
 
 
 def test_min_step_interval_under_load(cluster):
-    cluster.deploy_first(3)
+    cluster.seed_first(3)
     result, load, _ = deploy_under_load(cluster, cluster.app(3), "--step-delay", "5", "--min-step-interval", "2",
                                         "--output", "json", scenario="blue->green 3, --min-step-interval 2")
     assert_exit(result)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_a_swap_with_the_first_master_down_then_the_saved_release_deployed_back(cluster):
-    cluster.deploy_first(3, RELEASE="1")
+    cluster.seed_first(3, RELEASE="1")
     path = cluster.write_app(cluster.app(3, RELEASE="2"))
     saved = cluster.workdir / "previous-release.json"
     dead = closed_port_url()

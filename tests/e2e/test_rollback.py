@@ -142,7 +142,7 @@ def hook_calls(counter):
 
 
 def test_never_healthy_new_app_is_rolled_back(cluster2):
-    cluster2.deploy_first(3)
+    cluster2.seed_first(3)
     app = cluster2.app(3, SIM_HEALTHY="false")
     run = zdd_under_load(cluster2, app, "--on-failure", "rollback", "--stall-timeout", "8")
     run.report("never healthy, --on-failure rollback")
@@ -153,7 +153,7 @@ def test_never_healthy_new_app_is_rolled_back(cluster2):
 
 
 def test_hook_refusing_halfway_is_rolled_back(cluster2):
-    cluster2.deploy_first(5)
+    cluster2.seed_first(5)
     hook, counter = counting_hook(cluster2.workdir, succeed_calls=1)
     run = zdd_under_load(cluster2, cluster2.app(5), "--on-failure", "rollback", "--pre-kill-hook", str(hook))
     run.report("hook refuses its 2nd call (5 instances), --on-failure rollback")
@@ -169,7 +169,7 @@ def test_hook_refusing_halfway_is_rolled_back(cluster2):
 
 
 def test_hook_refusing_the_first_kill_is_rolled_back(cluster2):
-    cluster2.deploy_first(3)
+    cluster2.seed_first(3)
     hook, counter = counting_hook(cluster2.workdir, succeed_calls=0)
     run = zdd_under_load(cluster2, cluster2.app(3), "--on-failure", "rollback", "--pre-kill-hook", str(hook))
     run.report("hook refuses the first kill, --on-failure rollback")
@@ -185,7 +185,7 @@ def test_hook_refusing_the_first_kill_is_rolled_back(cluster2):
 
 
 def test_never_healthy_new_app_stops_then_complete_prev_goes_back(cluster2):
-    cluster2.deploy_first(3)
+    cluster2.seed_first(3)
     app = cluster2.app(3, SIM_HEALTHY="false")
     run = zdd_under_load(cluster2, app, "--stall-timeout", "8", marathon_idle=False)
     run.report("never healthy, --on-failure stop")
@@ -207,7 +207,7 @@ def test_never_healthy_new_app_stops_then_complete_prev_goes_back(cluster2):
 
 
 def test_json_events_of_a_full_deployment(cluster2):
-    cluster2.deploy_first(3)
+    cluster2.seed_first(3)
     run = zdd_under_load(cluster2, cluster2.app(3))
     run.report("blue -> green, --output json")
     assert run.code == 0, run.diagnosis()

@@ -23,7 +23,7 @@ KILL_STEPS = 4  # 10 instances: four steps kill old tasks, then the old app is d
 
 
 def _soak(cluster_factory, getpids, zdd_args=()):
-    cluster = cluster_factory(lbs=LBS, getpids=getpids, head="marathon-lb")
+    cluster = cluster_factory(lbs=LBS, getpids=getpids, head="marathon-lb", reload_grace_s=None)
     result = run_soak(cluster, DEPLOYMENTS, echo=print, zdd_args=zdd_args)
     print(summary(result))
     assert [row.exit_code for row in result.deployments] == [0] * DEPLOYMENTS, result.deployments[-1].stderr

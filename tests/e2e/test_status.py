@@ -38,7 +38,7 @@ def finish(cluster, run, command):
 
 def test_status_of_a_stopped_deployment_then_its_finish_command(cluster_factory):
     cluster = cluster_factory(lbs=2)
-    cluster.deploy_first(5)
+    cluster.seed_first(5)
     path = cluster.write_app(cluster.app(5))
     writes_before = len(cluster.sim.writes())
     with UnderLoad(cluster, "status of a stopped deployment") as run:
@@ -70,7 +70,7 @@ def test_status_of_a_stopped_deployment_then_its_finish_command(cluster_factory)
 
 
 def test_status_of_a_hybrid_group_then_complete_cur(cluster):
-    cluster.deploy_first(4)
+    cluster.seed_first(4)
     path = cluster.write_app(cluster.app(4))
     with UnderLoad(cluster, "status of a hybrid group") as run:
         assert_exit(run.zdd(path, "--new-instances", "2"))

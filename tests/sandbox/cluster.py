@@ -14,6 +14,7 @@ Everything it starts is stopped by ``close()``.
 """
 
 import csv
+import datetime
 import json
 import os
 import shlex
@@ -24,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import zdd
 from tests.sandbox.clock import RealClock
 from tests.sandbox.lbsync import MarathonLB
 from tests.sandbox.load import LoadGenerator
@@ -34,6 +36,10 @@ from tests.sandbox.tasks import ProcessLauncher
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GROUP = "web"
 DEFAULT_STEP_DELAY_S = 0.5
+# from launch to TASK_RUNNING (the simulator's SIM_START_DELAY_S, 1 s by default): a task process binds its port
+# within a few hundred milliseconds, and the first health check comes intervalSeconds (1) after it runs; the app's
+# own SIM_START_DELAY_S label (a slow start) wins
+TASK_START_DELAY_S = 0.2
 
 
 def can_bind(ip):
@@ -71,8 +77,10 @@ def zdd_command():
 
 
 class Cluster:
-    def __init__(self, workdir, lbs=1, marathon_version="1.5", keep_alive=False, **haproxy_options):
+    def __init__(self, workdir, lbs=1, marathon_version="1.5", keep_alive=False, reload_grace_s=None,
+                 **haproxy_options):
         self.workdir = Path(workdir)
+        self.reload_grace_s = reload_grace_s  # zdd's --reload-grace; None: zdd's default
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.clock = RealClock()
         self.launcher = ProcessLauncher(self.workdir / "tasks")
@@ -130,7 +138,8 @@ class Cluster:
                               "portIndex": 0, "gracePeriodSeconds": 10, "intervalSeconds": 1,
                               "timeoutSeconds": 1, "maxConsecutiveFailures": 3}],
             "labels": {"HAPROXY_DEPLOYMENT_GROUP": GROUP, "HAPROXY_DEPLOYMENT_ALT_PORT": str(self.alt_port),
-                       "HAPROXY_GROUP": "external", **{key: str(value) for key, value in labels.items()}},
+                       "HAPROXY_GROUP": "external", "SIM_START_DELAY_S": str(TASK_START_DELAY_S),
+                       **{key: str(value) for key, value in labels.items()}},
         }
         if shape == "1.4":
             app["container"] = {"type": "DOCKER", "docker": {"image": "sandbox/echo", "network": "BRIDGE",
@@ -154,7 +163,8 @@ class Cluster:
         """zdd's command line for this cluster; ``marathon``: the -m value, else the simulator's URL."""
         return [*zdd_command(), "-m", marathon or self.sim.url, "-l", ",".join(lb.url for lb in self.lbs),
                 "-j", str(app_path), "-f", "--syslog-socket", "/dev/null", "--log-level", "INFO",
-                "-s", str(step_delay_s), *args]
+                "-s", str(step_delay_s),
+                *(() if self.reload_grace_s is None else ("--reload-grace", "%g" % self.reload_grace_s)), *args]
 
     def zdd(self, app_path, *args, timeout_s=300, **options):
         """Run zdd to the end; a CompletedProcess with its exit code, stdout and stderr."""
@@ -180,6 +190,23 @@ class Cluster:
         result = self.zdd(self.write_app(app, "blue.json"))
         if result.returncode != 0:
             raise RuntimeError("the first deployment failed:\n" + result.stderr)
+        self.wait_idle()
+        return app
+
+    def seed_first(self, instances=3, **app_options):
+        """Blue as zdd's first deployment leaves it, put straight into the simulator; every marathon-lb routes to it.
+
+        For the scenarios about what comes after the first deployment: the
+        app is the one zdd would create (``zdd.prepare_app``, with no app in
+        the group), added as Marathon adds a created app (its deployment
+        starts the tasks and ends when they pass their health checks), and
+        every marathon-lb serves it, as after ``deploy_first``, without a zdd
+        process to start and run. ``deploy_first`` stays for the scenarios
+        about the first deployment itself.
+        """
+        app = self.app(instances, **app_options)
+        # with no app in the group, prepare_app reads no option
+        self.sim.add_app(zdd.prepare_app(app, None, None, datetime.datetime.now()), ready=False)
         self.wait_idle()
         return app
 

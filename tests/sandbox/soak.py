@@ -59,6 +59,7 @@ class SoakResult:
     failed: int
     retried: int
     failure_lines: List[str]
+    instances: int = INSTANCES
 
 
 def _zdd_argv(cluster, app_path, proxies, step_delay_s, zdd_args=()):
@@ -74,13 +75,13 @@ def _proxy_for(url):
 
 
 def run_soak(cluster, deployments, step_delay_s=STEP_DELAY_S, keepalive_clients=2, fresh_clients=2, echo=None,
-             zdd_args=()):
+             zdd_args=(), instances=INSTANCES):
     """Deploy ``deployments`` times back and forth on a started ``cluster`` under load; a SoakResult.
 
     ``zdd_args``: more arguments for every zdd run (e.g. ``("--reload-check", "getpids")``).
     """
-    cluster.deploy_first(INSTANCES)
-    app_path = cluster.write_app(cluster.app(INSTANCES))
+    cluster.seed_first(instances)
+    app_path = cluster.write_app(cluster.app(instances))
     proxies = [_proxy_for(lb.url) for lb in cluster.lbs]
     load = cluster.load(keepalive_clients=keepalive_clients, fresh_clients=fresh_clients,
                         max_duration_s=deployments * 120 + 60)
@@ -114,14 +115,14 @@ def run_soak(cluster, deployments, step_delay_s=STEP_DELAY_S, keepalive_clients=
     counts = load.counts()
     failures = ["  %.3fs %s %s %s" % (r.t_s, r.lb, r.failure, r.detail) for r in load.failures()]
     return SoakResult(cluster.lbs[0].haproxy.getpids_kind, rows, counts["requests"], counts["failed"],
-                      counts["retried"], failures)
+                      counts["retried"], failures, instances)
 
 
 def summary(result):
     rows = result.deployments
     per = len(rows) or 1
     lines = ["soak: %d deployments (%d instances, %d marathon-lbs, getpids %s): requests %d, failed %d, retried %d"
-             % (len(rows), INSTANCES, LBS, result.getpids_kind, result.requests, result.failed, result.retried),
+             % (len(rows), result.instances, LBS, result.getpids_kind, result.requests, result.failed, result.retried),
              "  per deployment: %.1f s, getpids %.1f, stats %.1f (every marathon-lb together); failed in %d of %d"
              % (sum(r.seconds for r in rows) / per, sum(r.getpids for r in rows) / per,
                 sum(r.stats for r in rows) / per, sum(1 for r in rows if r.failed), len(rows))]
