@@ -64,6 +64,10 @@ class Result:
     # case RFC 9112 section 9.3.1 lets a client retry. Still a failure here.
     retry_safe: bool = False
     retried: bool = False  # retry_idle_close: this is the second attempt of a retry_safe failure
+    # On a reused keep-alive connection: how long it had been idle when this
+    # request began, so a reset from the server's idle timeout (a starved
+    # client) can be told apart from one a deployment caused. None: a new one.
+    idle_s: Optional[float] = None
 
 
 def classify(exc):
@@ -157,9 +161,10 @@ class LoadGenerator:
             path += "?" + parts.query
         return parts.hostname, parts.port or 80, path
 
-    def _one_request(self, connection, url, path, keepalive, headers):
+    def _one_request(self, connection, url, path, keepalive, headers, answered=None):
         t_s = self._elapsed_s()
         reused = connection.sock is not None
+        idle_s = time.monotonic() - answered if reused and answered is not None else None
         response = None
         try:
             connection.request("GET", path, headers=headers)
@@ -170,7 +175,7 @@ class LoadGenerator:
             no_response_byte = response is None and isinstance(
                 exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError))
             return Result(t_s, url, keepalive, None, None, classify(exc), repr(exc),
-                          retry_safe=reused and no_response_byte)
+                          retry_safe=reused and no_response_byte, idle_s=idle_s)
         colour = response.getheader("X-Colour")
         failure = None
         if response.status >= 500:
@@ -180,7 +185,7 @@ class LoadGenerator:
         if response.will_close:
             connection.close()
         return Result(t_s, url, keepalive, colour, response.status, failure,
-                      "" if failure is None else "HTTP %d" % response.status)
+                      "" if failure is None else "HTTP %d" % response.status, idle_s=idle_s)
 
     def _keepalive_client(self, url):
         host, port, path = self._target(url)
@@ -196,7 +201,7 @@ class LoadGenerator:
                     with self._lock:
                         self.idle_reconnects += 1
                         self.stale_reconnects += stale
-                result = self._one_request(connection, url, path, True, {})
+                result = self._one_request(connection, url, path, True, {}, answered)
                 answered = time.monotonic()
                 if result.retry_safe and self.retry_idle_close:
                     second = self._one_request(connection, url, path, True, {})  # on a new connection
@@ -262,10 +267,11 @@ class LoadGenerator:
                 "%s=%d" % (kind, n) for kind, n in sorted(counts["by_kind"].items()))
                 + " (%d on a reused keep-alive connection before any response byte)" % counts["retry_safe"])
             for result in [r for r in results if r.failure][:10]:
-                lines.append("  failed at %.3fs on %s (%s): %s %s" % (
+                idle = "" if result.idle_s is None else ", idle %.3fs before it" % result.idle_s
+                lines.append("  failed at %.3fs on %s (%s%s): %s %s" % (
                     result.t_s, result.lb,
                     "reused keep-alive" if result.retry_safe else "keep-alive" if result.keepalive else "fresh",
-                    result.failure, result.detail))
+                    idle, result.failure, result.detail))
         lines.append("colours:")
         for colour, (first, last) in sorted(self.colour_spans().items(), key=lambda item: item[1]):
             lines.append("  %-10s first %.3fs last %.3fs (%d requests)"

@@ -76,3 +76,7 @@ def test_a_connection_idle_for_max_idle_s_is_not_reused(sandbox):
     assert idle.counts()["failed"] == busy.counts()["failed"] == 0
     assert idle.stale_reconnects >= idle.counts()["requests"] - 2 > 0
     assert busy.stale_reconnects == 0 and busy.counts()["requests"] > 10
+    # each request on a reused connection says how long it had been idle (what a reset's cause is read by)
+    reused = [result.idle_s for result in busy.snapshot() if result.idle_s is not None]
+    assert len(reused) >= busy.counts()["requests"] - 1 and all(0.04 <= idle_s < 5 for idle_s in reused)
+    assert all(result.idle_s is None for result in idle.snapshot())  # never reused: a new connection each time
