@@ -116,7 +116,7 @@ def test_reload_only_when_the_config_changed(sandbox):
 def test_getpids_counts_this_instance_only(sandbox):
     lb = sandbox.haproxy("lb")
     other = sandbox.haproxy("other")
-    slow = launch(sandbox, "blue", 1, SIM_SLOW_MS=3000)
+    slow = launch(sandbox, "blue", 1, SIM_SLOW_MS=5000)  # time for two reloads and a getpids on a busy machine
     port = free_port()
     name = "nginx_%d" % port
     lb.start(lb.render([Service(name, port, slow)]))
@@ -136,13 +136,19 @@ def test_getpids_counts_this_instance_only(sandbox):
         answers.append(connection.getresponse().status)
         connection.close()
 
+    def in_flight():
+        rows = csv.DictReader(lb.stats_csv().lstrip("# ").splitlines())
+        return any(row["pxname"] == name and row["svname"] not in ("FRONTEND", "BACKEND") and row["scur"] == "1"
+                   for row in rows)
+
     holder = threading.Thread(target=slow_request)
     holder.start()
     try:
-        time.sleep(0.5)
+        wait_for(in_flight, what="the slow request to reach the task")
         other.reload(other.render([Service("other_%d" % free_port(), free_port(), [])]))
         assert lb.reload(lb.render([Service(name, port, slow), Service("extra_%d" % free_port(), free_port(), [])]))
         during = lb.getpids()
+        assert holder.is_alive(), "the slow request ended before the PIDs were read: the old worker could exit"
         assert len(during) == 3, during
         assert during[0] == at_rest[0] and at_rest[1] in during
         assert sorted(during) == sorted(lb.pids())
