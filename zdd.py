@@ -4172,14 +4172,15 @@ def rollback_lines(observation, step, waited_s, poll_line):
 
 
 def _live_lb_lines(observation):
+    """Each marathon-lb in the live block: what the poll line counts (``_lb_counts``), or why it did not answer."""
     lines = []
     for lb in observation.lbs:
-        counts = _lb_counts(lb)
         if lb.listeners is None:
             lines.append(f"  marathon-lb {lb.url}: {lb.error}")
-        else:
-            lines.append(f"  marathon-lb {lb.url}: {counts['pids']} PIDs, UP {counts['up']}, MAINT {counts['maint']}"
-                         f", drained {counts['drained']}")
+            continue
+        counts = _lb_counts(lb)
+        lines.append(f"  marathon-lb {lb.url}: {counts['pids']} PIDs, UP {counts['up']}, MAINT {counts['maint']}"
+                     f", drained {counts['drained']}")
     return lines
 
 
