@@ -40,6 +40,10 @@ DEFAULT_STEP_DELAY_S = 0.5
 # within a few hundred milliseconds, and the first health check comes intervalSeconds (1) after it runs; the app's
 # own SIM_START_DELAY_S label (a slow start) wins
 TASK_START_DELAY_S = 0.2
+# from TASK_RUNNING to the first health check, and between checks until one passes (the simulator's
+# SIM_FIRST_CHECK_S; after the first pass, the app's intervalSeconds): a task that binds its port in a few hundred
+# milliseconds is seen healthy then, not a whole interval later
+TASK_FIRST_CHECK_S = 0.1
 
 
 def can_bind(ip):
@@ -139,6 +143,7 @@ class Cluster:
                               "timeoutSeconds": 1, "maxConsecutiveFailures": 3}],
             "labels": {"HAPROXY_DEPLOYMENT_GROUP": GROUP, "HAPROXY_DEPLOYMENT_ALT_PORT": str(self.alt_port),
                        "HAPROXY_GROUP": "external", "SIM_START_DELAY_S": str(TASK_START_DELAY_S),
+                       "SIM_FIRST_CHECK_S": str(TASK_FIRST_CHECK_S),
                        **{key: str(value) for key, value in labels.items()}},
         }
         if shape == "1.4":

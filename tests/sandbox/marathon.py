@@ -13,7 +13,7 @@ The behaviour follows docs/marathon-api.rst. State advances lazily in
 
 Task life: launch -> ``TASK_STAGING`` (``startedAt`` null, host ports set) ->
 after the app's start delay ``TASK_RUNNING`` -> health checks every
-``intervalSeconds`` (first one ``intervalSeconds`` after it started running)
+``intervalSeconds`` (the first one ``intervalSeconds``, or ``SIM_FIRST_CHECK_S``, after it started running)
 if the app has ``healthChecks`` -> the deployment step is done when every
 wanted task runs and is healthy. Kill -> ``TASK_KILLING`` -> gone once the
 launcher says so.
@@ -26,6 +26,9 @@ Knobs, as app labels (the simulator reads them; they stay in the app JSON):
 ``SIM_KILL_DELAY_S``   seconds from kill to gone (``RecordLauncher``; default 0)
 ``SIM_KILL_GRACE_S``   seconds from SIGTERM to SIGKILL (``ProcessLauncher``), finer
                        than Marathon's whole-second ``taskKillGracePeriodSeconds``
+``SIM_FIRST_CHECK_S``  seconds from ``TASK_RUNNING`` to the first health check, and
+                       between checks until one passes (default ``intervalSeconds``),
+                       finer than Marathon's whole-second interval
 
 Knobs on the object (and over HTTP at ``/_sim/...`` for out-of-process use):
 

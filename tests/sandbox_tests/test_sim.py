@@ -260,6 +260,28 @@ def test_start_delay_label(sim, clock):
     assert app["deployments"] == []
 
 
+def test_first_check_label(sim, clock):
+    """SIM_FIRST_CHECK_S: the first check that long after TASK_RUNNING, again at that pace until one passes, then
+    every intervalSeconds (2 s)."""
+    requests.post(sim.url + "/v2/apps", json=simple_app("web", labels={"SIM_FIRST_CHECK_S": "0.25"}))
+    clock.advance(1.0)                                   # SIM_START_DELAY_S default 1: running
+    task_id = get_app(sim, "/web")["tasks"][0]["id"]
+    sim.set_task_healthy(task_id, False)
+    clock.advance(0.25)                                  # the first check fails (inside the grace: not recorded)
+    assert get_app(sim, "/web")["tasksHealthy"] == 0
+    sim.set_task_healthy(task_id, None)
+    clock.advance(0.2)
+    assert get_app(sim, "/web")["tasksHealthy"] == 0
+    clock.advance(0.1)                                   # the second check, 0.25 s after the first: it passes
+    app = get_app(sim, "/web")
+    assert app["tasksHealthy"] == 1 and app["deployments"] == []
+    sim.set_task_healthy(task_id, False)
+    clock.advance(1.9)                                   # after a pass, the app's interval
+    assert get_app(sim, "/web")["tasksHealthy"] == 1
+    clock.advance(0.1)
+    assert get_app(sim, "/web")["tasksUnhealthy"] == 1
+
+
 def test_unhealthy_app_keeps_its_deployment_forever(sim, clock):
     requests.post(sim.url + "/v2/apps", json=simple_app("web", labels={"SIM_HEALTHY": "false"}))
     settle(sim, clock, seconds=8)

@@ -24,6 +24,9 @@ LABEL_START_DELAY_S = "SIM_START_DELAY_S"
 LABEL_KILL_GRACE_S = "SIM_KILL_GRACE_S"
 LABEL_HEALTHY = "SIM_HEALTHY"
 LABEL_KILL_DELAY_S = "SIM_KILL_DELAY_S"
+# The sandbox's own knob: seconds from TASK_RUNNING to a task's first health check, and between its checks until one
+# passes (default: intervalSeconds); Marathon's whole-second interval makes every step of a deployment wait for it
+LABEL_FIRST_CHECK_S = "SIM_FIRST_CHECK_S"
 
 
 # --------------------------------------------------------------------------- launchers
@@ -162,20 +165,22 @@ class TaskLife:
                     del self._stopping[task.id]
             for app in self._apps.values():
                 interval_s = self._health_interval_s(app)
+                first_s = None if interval_s is None else _label_float(app.spec, LABEL_FIRST_CHECK_S, interval_s)
                 for task in app.tasks.values():
                     if task.state == "TASK_STAGING" and now >= task.running_mono:
                         task.state = "TASK_RUNNING"
                         task.started_at = self._wall_at(task.running_mono)
                         if interval_s is not None:
-                            task.next_check_mono = task.running_mono + interval_s
+                            task.next_check_mono = task.running_mono + first_s
                     if (task.state == "TASK_RUNNING" and interval_s is not None
                             and task.next_check_mono is not None and now >= task.next_check_mono):
                         healthy = self._health_override.get(task.id)
                         if healthy is None:
                             healthy = bool(self.launcher.check_health(task.id))
                         self._record_health(task, app, healthy, self.clock.utcnow(), now)
+                        step_s = interval_s if task.ever_healthy else max(0.001, first_s)
                         while task.next_check_mono <= now:
-                            task.next_check_mono += interval_s
+                            task.next_check_mono += step_s
             self._reconcile()
             self._finish_deployments()
 
