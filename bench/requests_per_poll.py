@@ -9,7 +9,7 @@ to Marathon and to each marathon-lb through a counting TCP proxy
 import json
 import tempfile
 
-from bench.deploy_time import _run_counted
+from bench.deploy_time import MARATHON_FIRST_CHECK, _run_counted
 from tests.sandbox.cluster import Cluster
 
 INSTANCES = 10
@@ -20,7 +20,8 @@ def measure(step_delay_s=1.0):
     with tempfile.TemporaryDirectory(prefix="zdd-bench-") as workdir, \
             Cluster(workdir, lbs=LBS, keep_alive=True) as cluster:
         cluster.deploy_first(INSTANCES)
-        result, counts = _run_counted(cluster, cluster.write_app(cluster.app(INSTANCES)), step_delay_s)
+        app = cluster.app(INSTANCES, **MARATHON_FIRST_CHECK)
+        result, counts = _run_counted(cluster, cluster.write_app(app), step_delay_s)
     if result.returncode != 0:
         raise RuntimeError("zdd failed:\n" + result.stderr[-2000:])
     events = [json.loads(line) for line in result.stdout.splitlines()]
