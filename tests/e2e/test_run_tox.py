@@ -41,8 +41,9 @@ def test_run_tox_creates_then_reuses_then_repairs_its_venv(tmp_path):
 
 def test_no_tests_collected_fails_the_command(tmp_path):
     """pytest's exit 5 (no tests ran) is a failure of the README's command, not a pass."""
+    # -n 0: one process collects the tests, not py3's four workers each
     result = run_tox(tmp_path / "venv", "--workdir", str(tmp_path / "tox"), "-e", "py3", "--",
-                     "-k", "no_test_has_this_name", "-p", "no:cacheprovider")
+                     "-n", "0", "-k", "no_test_has_this_name", "-p", "no:cacheprovider")
     assert result.returncode != 0, result.stdout
     assert "no tests ran" in result.stdout or "deselected" in result.stdout, result.stdout
     assert "exit 5" in result.stdout, result.stdout
