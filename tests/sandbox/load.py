@@ -24,6 +24,9 @@ server's do. A client thread starved of CPU for a second (tests side by side on
 a busy machine) otherwise writes its next request just as HAProxy closes the
 connection for being idle, and counts a loss that no deployment caused.
 
+The clients run in a process of their own (``LoadGenerator``'s docstring
+says why); their results come back to the test's process as they are made.
+
     python -m tests.sandbox.load --url http://127.0.0.1:10000 --seconds 10
 """
 
@@ -31,15 +34,21 @@ import argparse
 import collections
 import dataclasses
 import http.client
+import json
+import os
 import select
 import socket
+import subprocess
 import sys
 import threading
 import time
 import urllib.parse
+from pathlib import Path
 from typing import List, Optional
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MAX_DURATION_S = 600.0
+FLUSH_S = 0.05  # how often the load's process sends its results
 MAX_IDLE_S = 0.8
 
 KIND_REFUSED = "refused"
@@ -88,11 +97,11 @@ def _closed_by_peer(sock):
     return bool(readable)
 
 
-class LoadGenerator:
-    """Threads that request every URL continuously and record each result."""
+class _Clients:
+    """The client threads of one load, and what they record (run in the load's own process, see LoadGenerator)."""
 
-    def __init__(self, urls, keepalive_clients=4, fresh_clients=4, timeout_s=5.0,
-                 max_duration_s=DEFAULT_MAX_DURATION_S, pause_s=0.0, retry_idle_close=False, max_idle_s=MAX_IDLE_S):
+    def __init__(self, urls, keepalive_clients, fresh_clients, timeout_s, max_duration_s, pause_s, retry_idle_close,
+                 max_idle_s, started_at):
         self.urls = list(urls)
         self.keepalive_clients = keepalive_clients
         self.fresh_clients = fresh_clients
@@ -107,14 +116,9 @@ class LoadGenerator:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: List[threading.Thread] = []
-        self._started_at = None
-        self._stopped_at = None
-
-    # -- running
+        self._started_at = started_at
 
     def start(self):
-        """Start the client threads; they stop on stop() or after max_duration_s."""
-        self._started_at = time.monotonic()
         for url in self.urls:
             for index in range(self.keepalive_clients):
                 self._spawn(self._keepalive_client, url, "keepalive-%d" % index)
@@ -128,18 +132,15 @@ class LoadGenerator:
         thread.start()
 
     def stop(self):
-        """Stop every client after its current request and wait for them."""
         self._stop.set()
         for thread in self._threads:
             thread.join()
-        if self._stopped_at is None:
-            self._stopped_at = time.monotonic()
 
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info):
-        self.stop()
+    def take(self):
+        """The results recorded since the last take(), and the reconnect counters so far."""
+        with self._lock:
+            taken, self.results = self.results, []
+            return taken, self.idle_reconnects, self.stale_reconnects
 
     def _running(self):
         if time.monotonic() - self._started_at > self.max_duration_s:
@@ -224,6 +225,89 @@ class LoadGenerator:
             if self.pause_s:
                 self._stop.wait(self.pause_s)
 
+
+class LoadGenerator:
+    """Clients that request every URL continuously, in a process of their own; it records each result here.
+
+    The clients run in a child process (``python -m tests.sandbox.load --child``) so that they never hold
+    this process's GIL: the Marathon simulator and the marathon-lb stand-ins of a test run in the test's
+    process, and a dozen busy client threads beside them made every answer to zdd wait its turn. The child
+    sends its results every ``FLUSH_S``; ``snapshot()`` and what reads it see them that late at most. The
+    child stops when told to, or when this process goes away (its stdin closes).
+    """
+
+    def __init__(self, urls, keepalive_clients=4, fresh_clients=4, timeout_s=5.0,
+                 max_duration_s=DEFAULT_MAX_DURATION_S, pause_s=0.0, retry_idle_close=False, max_idle_s=MAX_IDLE_S):
+        self.urls = list(urls)
+        self.keepalive_clients = keepalive_clients
+        self.fresh_clients = fresh_clients
+        self.timeout_s = timeout_s
+        self.max_duration_s = max_duration_s
+        self.pause_s = pause_s
+        self.retry_idle_close = retry_idle_close
+        self.max_idle_s = max_idle_s
+        self.results: List[Result] = []
+        self.idle_reconnects = 0
+        self.stale_reconnects = 0  # of those, connections idle max_idle_s or longer
+        self._lock = threading.Lock()
+        self._process = None
+        self._reader = None
+        self._started_at = None
+        self._stopped_at = None
+
+    # -- running
+
+    def start(self):
+        """Start the clients (returns once they run); they stop on stop() or after max_duration_s."""
+        self._started_at = time.monotonic()
+        config = {"urls": self.urls, "keepalive_clients": self.keepalive_clients,
+                  "fresh_clients": self.fresh_clients, "timeout_s": self.timeout_s,
+                  "max_duration_s": self.max_duration_s, "pause_s": self.pause_s,
+                  "retry_idle_close": self.retry_idle_close, "max_idle_s": self.max_idle_s,
+                  "started_at": self._started_at}
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        self._process = subprocess.Popen([sys.executable, "-m", "tests.sandbox.load", "--child"], cwd=str(REPO_ROOT),
+                                         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._process.stdin.write(json.dumps(config) + "\n")
+        self._process.stdin.flush()
+        if self._process.stdout.readline().strip() != "started":
+            self._process.kill()
+            self._process.wait()
+            raise RuntimeError("the load generator's process did not start")
+        self._reader = threading.Thread(target=self._read_results, name="load-results", daemon=True)
+        self._reader.start()
+        return self
+
+    def _read_results(self):
+        for line in self._process.stdout:
+            batch = json.loads(line)
+            with self._lock:
+                self.results.extend(Result(*fields) for fields in batch["results"])
+                self.idle_reconnects, self.stale_reconnects = batch["idle_reconnects"], batch["stale_reconnects"]
+
+    def stop(self):
+        """Stop every client after its current request, and take the last results."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            try:
+                self._process.stdin.write("stop\n")
+                self._process.stdin.close()
+            except OSError:
+                pass
+        self._reader.join()
+        self._process.wait()
+        self._process.stdout.close()
+        if self._stopped_at is None:
+            self._stopped_at = time.monotonic()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
     # -- reporting
 
     def snapshot(self):
@@ -287,14 +371,47 @@ class LoadGenerator:
         return "\n".join(lines)
 
 
+def run_child(stdin=sys.stdin, stdout=sys.stdout):
+    """The load's own process: the configuration on the first line of stdin, results on stdout every FLUSH_S
+    (one JSON line each), until ``stop`` or the end of stdin; then the last results, and exit."""
+    config = json.loads(stdin.readline())
+    clients = _Clients(**config).start()
+    stop = threading.Event()
+
+    def wait_for_stop():
+        stdin.readline()  # "stop", or "" when the parent is gone
+        stop.set()
+
+    threading.Thread(target=wait_for_stop, daemon=True).start()
+    stdout.write("started\n")
+    stdout.flush()
+    while not stop.wait(FLUSH_S):
+        _send(clients, stdout)
+    clients.stop()
+    _send(clients, stdout)
+    return 0
+
+
+def _send(clients, stdout):
+    results, idle, stale = clients.take()
+    stdout.write(json.dumps({"results": [dataclasses.astuple(result) for result in results],
+                             "idle_reconnects": idle, "stale_reconnects": stale}) + "\n")
+    stdout.flush()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tests.sandbox.load", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", action="append", required=True, help="a URL to load (repeatable)")
+    parser.add_argument("--url", action="append", help="a URL to load (repeatable)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--keepalive-clients", type=int, default=4)
     parser.add_argument("--fresh-clients", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
+    if options.child:
+        return run_child()
+    if not options.url:
+        parser.error("--url is required")
     load = LoadGenerator(options.url, options.keepalive_clients, options.fresh_clients,
                          options.timeout, max_duration_s=options.seconds)
     load.start()
