@@ -10,6 +10,7 @@ import json
 import stat
 import sys
 import threading
+import time
 
 import zdd
 from tests.sandbox.ports import free_port
@@ -204,3 +205,14 @@ class AnotherMaster:
             self.server.shutdown()
             self.server.server_close()
             self.thread.join(timeout=5)
+
+
+def wait_for(predicate, timeout_s=10.0, what="condition"):
+    """Poll ``predicate`` every 50 ms until it is true (its value is returned); fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(0.05)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.getpids_fork import getpids_under_load
+from tests.helpers import wait_for
 from tests.sandbox.fakelb import scoped, stats_scope
 from tests.sandbox.haproxy import Server, Service
 from tests.sandbox.load import LoadGenerator
@@ -45,16 +46,6 @@ def launch(sandbox, colour, count, **labels):
         assert time.monotonic() < deadline, "tasks did not come up"
         time.sleep(0.05)
     return servers
-
-
-def wait_for(predicate, timeout_s=10.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting for " + what
-        time.sleep(0.05)
 
 
 def test_stats_follow_added_removed_and_disabled_servers(sandbox):

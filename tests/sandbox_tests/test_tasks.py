@@ -9,6 +9,7 @@ import time
 import pytest
 
 from tests.e2e.conftest import processes_matching
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -115,7 +116,8 @@ def test_close_kills_every_task(sandbox):
     launcher = sandbox.launcher
     for index in range(3):
         launcher.launch(app("blue"), "t%d" % index, False, [80])
-    assert len(processes_matching(launcher.tag)) == 3
+    # a process just started shows its own command line only once it has exec'd (under load, not at once)
+    wait_for(lambda: len(processes_matching(launcher.tag)) == 3, what="3 task processes")
     launcher.close()
     assert all(launcher.is_gone("t%d" % index) for index in range(3))
     assert processes_matching(launcher.tag) == []
