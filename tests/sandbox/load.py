@@ -49,6 +49,10 @@ from typing import List, Optional
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MAX_DURATION_S = 600.0
 FLUSH_S = 0.05  # how often the load's process sends its results
+# The load's process runs at this niceness: closed-loop clients take every CPU cycle left, and at the same
+# priority they took them from what they measure (zdd, the simulator, marathon-lb's syncs and reloads), most
+# of all with end-to-end scenarios side by side on two cores
+LOAD_NICENESS = 10
 MAX_IDLE_S = 0.8
 
 KIND_REFUSED = "refused"
@@ -375,6 +379,7 @@ def run_child(stdin=sys.stdin, stdout=sys.stdout):
     """The load's own process: the configuration on the first line of stdin, results on stdout every FLUSH_S
     (one JSON line each), until ``stop`` or the end of stdin; then the last results, and exit."""
     config = json.loads(stdin.readline())
+    os.nice(LOAD_NICENESS)
     clients = _Clients(**config).start()
     stop = threading.Event()
 
