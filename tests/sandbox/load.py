@@ -263,22 +263,23 @@ class LoadGenerator:
 
     def start(self):
         """Start the clients (returns once they run); they stop on stop() or after max_duration_s."""
-        self._started_at = time.monotonic()
         config = {"urls": self.urls, "keepalive_clients": self.keepalive_clients,
                   "fresh_clients": self.fresh_clients, "timeout_s": self.timeout_s,
                   "max_duration_s": self.max_duration_s, "pause_s": self.pause_s,
-                  "retry_idle_close": self.retry_idle_close, "max_idle_s": self.max_idle_s,
-                  "started_at": self._started_at}
+                  "retry_idle_close": self.retry_idle_close, "max_idle_s": self.max_idle_s}
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         self._process = subprocess.Popen([sys.executable, "-m", "tests.sandbox.load", "--child"], cwd=str(REPO_ROOT),
                                          env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self._process.stdin.write(json.dumps(config) + "\n")
         self._process.stdin.flush()
-        if self._process.stdout.readline().strip() != "started":
+        started = self._process.stdout.readline().split()
+        if started[:1] != ["started"]:
             self._process.kill()
             self._process.wait()
             raise RuntimeError("the load generator's process did not start")
+        # when the clients started, on the monotonic clock both processes share: the results' t_s count from it
+        self._started_at = float(started[1])
         self._reader = threading.Thread(target=self._read_results, name="load-results", daemon=True)
         self._reader.start()
         return self
@@ -376,11 +377,13 @@ class LoadGenerator:
 
 
 def run_child(stdin=sys.stdin, stdout=sys.stdout):
-    """The load's own process: the configuration on the first line of stdin, results on stdout every FLUSH_S
-    (one JSON line each), until ``stop`` or the end of stdin; then the last results, and exit."""
+    """The load's own process: the configuration on the first line of stdin; ``started <monotonic time>`` on
+    stdout, then results every FLUSH_S (one JSON line each), until ``stop`` or the end of stdin; then the last
+    results, and exit."""
     config = json.loads(stdin.readline())
     os.nice(LOAD_NICENESS)
-    clients = _Clients(**config).start()
+    started_at = time.monotonic()
+    clients = _Clients(started_at=started_at, **config).start()
     stop = threading.Event()
 
     def wait_for_stop():
@@ -388,7 +391,7 @@ def run_child(stdin=sys.stdin, stdout=sys.stdout):
         stop.set()
 
     threading.Thread(target=wait_for_stop, daemon=True).start()
-    stdout.write("started\n")
+    stdout.write("started %r\n" % started_at)
     stdout.flush()
     while not stop.wait(FLUSH_S):
         _send(clients, stdout)
