@@ -37,8 +37,10 @@ def processes_matching(pattern):
     return alive
 
 
-def group_exists(pgid):
-    """True when a live (non-zombie) process is in process group ``pgid``."""
+def group_exists(pgid, marker):
+    """True when a live (non-zombie) process of this test is in process group ``pgid``: one whose command line
+    holds ``marker`` (the test's directory). A group whose leader was reaped may be a stranger's by now: PIDs
+    wrap in well under a minute with scenarios side by side, and each new task is a group leader."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -47,9 +49,18 @@ def group_exists(pgid):
                 state, _ppid, group = stat.read().rsplit(")", 1)[1].split()[:3]
         except OSError:
             continue
-        if int(group) == pgid and state != "Z":
+        if int(group) == pgid and state != "Z" and _ours(int(entry), marker):
             return True
     return False
+
+
+def _ours(pid, marker):
+    """Whether ``pid`` is alive (not a zombie) and ``marker`` is in its command line."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as cmdline:
+            return marker in cmdline.read().decode(errors="replace") and _alive(pid)
+    except OSError:
+        return False
 
 
 class Sandbox:
@@ -92,7 +103,7 @@ def sandbox(tmp_path):
         yield created
     finally:
         created.close()
-        left_groups = [pgid for pgid in created.groups if group_exists(pgid)]
+        left_groups = [pgid for pgid in created.groups if group_exists(pgid, str(tmp_path))]
         left = processes_matching(str(tmp_path))
         for pgid in left_groups:
             os.killpg(pgid, signal.SIGKILL)
@@ -129,7 +140,8 @@ def cluster_factory(tmp_path):
             started.update(cluster.pids())
         finally:
             cluster.close()
-    left = sorted({pid for pid in started if _alive(pid)} | set(processes_matching(str(tmp_path))))
+    # a PID reaped by close() may be a stranger's by now: only one with this test's directory in its command line
+    left = sorted({pid for pid in started if _ours(pid, str(tmp_path))} | set(processes_matching(str(tmp_path))))
     for pid in left:
         try:
             os.killpg(pid, signal.SIGKILL)

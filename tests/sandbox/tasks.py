@@ -302,12 +302,14 @@ class ProcessLauncher:
         with self._lock:
             self._closed = True
             tasks = list(self._tasks.values())
+        # Only a process not yet reaped still holds its PID, hence its group id: once reaped, the PID may be
+        # another process's (PIDs wrap in well under a minute with scenarios side by side), and a signal to
+        # that group would kill a stranger, e.g. another test's task.
         for task in tasks:
             if task.process.poll() is None:
                 _signal_group(task.process.pid, signal.SIGKILL)
         for task in tasks:
             task.process.wait()
-            _signal_group(task.process.pid, signal.SIGKILL)  # anything it forked
             if task.log_file is not subprocess.DEVNULL:
                 task.log_file.close()
                 task.log_file = subprocess.DEVNULL

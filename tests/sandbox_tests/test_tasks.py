@@ -124,6 +124,25 @@ def test_close_kills_every_task(sandbox):
     assert os.getpid() not in processes_matching(launcher.tag)
 
 
+def test_close_signals_no_group_whose_leader_was_reaped(sandbox, monkeypatch):
+    """A task reaped before close() may have its PID, hence its group id, taken by another process by then
+    (PIDs wrap in well under a minute with scenarios side by side): close() must not signal that group."""
+    launcher = sandbox.launcher
+    launcher.launch(app("blue"), "gone", False, [80])
+    launcher.launch(app("blue"), "running", False, [80])
+    wait_for(lambda: len(launcher.pids()) == 2, what="2 task processes")
+    gone_pid = launcher._tasks["gone"].process.pid
+    launcher.kill("gone", 0.1)
+    wait_for(lambda: launcher.is_gone("gone"), what="the killed task to be reaped")
+    signalled = []
+    real_killpg = os.killpg
+    monkeypatch.setattr(os, "killpg", lambda group, signum: (signalled.append(group), real_killpg(group, signum)))
+    running_pid = launcher._tasks["running"].process.pid
+    launcher.close()
+    assert gone_pid not in signalled
+    assert running_pid in signalled
+
+
 def test_error_rate_label_fails_that_share_of_requests_but_never_the_health_check(sandbox):
     launcher = sandbox.launcher
     placement = launcher.launch(app("green", SIM_ERROR_RATE=0.2), "nginx-green.e", False, [80])
