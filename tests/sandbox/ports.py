@@ -10,14 +10,26 @@ ephemeral range are never handed out as source ports.
 Tests run side by side (pytest-xdist) each take their own slice of that range
 (``share()``), so that two of them never probe the same port at the same time
 and both bind it.
+
+Within one process, a port given is not given again for ``RESERVED_S``: a
+task process binds its port only once it has started (a second or more on a
+busy machine), and in that window a second probe of the same port finds it
+free. Two tasks were once given one port that way; the second one's bind
+failed ("Address already in use") and it never became healthy.
 """
 
 import os
 import random
 import socket
+import threading
+import time
 
 EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
 LOWEST_PORT = 10000  # above the well-known and most registered service ports
+RESERVED_S = 120.0  # a port given is not given again for this long (in this process)
+
+_given = {}  # port -> when free_port gave it (time.monotonic)
+_given_lock = threading.Lock()
 
 
 def _ephemeral_low():
@@ -52,20 +64,27 @@ def port_range(environ=None):
 
 
 def free_port(ips=("127.0.0.1",), taken=()):
-    """A TCP port nobody listens on on any of ``ips`` right now, from port_range(), not in ``taken``."""
+    """A TCP port nobody listens on on any of ``ips`` right now, from port_range(), not in ``taken``, and not
+    given by this process in the last ``RESERVED_S``."""
     if isinstance(ips, str):
         ips = (ips,)
     low, high = port_range()
-    for _ in range(500):
-        port = random.randrange(low, high)
-        if port in taken:
-            continue
-        try:
-            for ip in ips:
-                family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-                with socket.socket(family, socket.SOCK_STREAM) as probe:
-                    probe.bind((ip, port))
-        except OSError:
-            continue
-        return port
+    with _given_lock:
+        now = time.monotonic()
+        for port, given_at in list(_given.items()):
+            if now - given_at >= RESERVED_S:
+                del _given[port]
+        for _ in range(500):
+            port = random.randrange(low, high)
+            if port in taken or port in _given:
+                continue
+            try:
+                for ip in ips:
+                    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+                    with socket.socket(family, socket.SOCK_STREAM) as probe:
+                        probe.bind((ip, port))
+            except OSError:
+                continue
+            _given[port] = now
+            return port
     raise RuntimeError("no free port on %s from %d to %d" % (", ".join(ips), low, high - 1))

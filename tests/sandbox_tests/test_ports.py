@@ -23,6 +23,15 @@ def test_a_taken_port_is_never_given():
     assert all(ports.free_port("127.0.0.1", taken) >= middle for _ in range(50))
 
 
+def test_a_port_given_is_not_given_again_before_it_is_bound(monkeypatch):
+    """The same random pick twice in a row: the second call skips it (a task binds its port only once started)."""
+    low, _ = ports.port_range()
+    picks = iter([low + 7, low + 7, low + 8])
+    monkeypatch.setattr(ports.random, "randrange", lambda start, stop: next(picks))
+    monkeypatch.setattr(ports, "_given", {})
+    assert [ports.free_port(), ports.free_port()] == [low + 7, low + 8]
+
+
 def test_pytest_xdist_workers_get_slices_of_the_range_that_do_not_overlap():
     environ = {"PYTEST_XDIST_WORKER_COUNT": "3"}
     slices = [ports.port_range(dict(environ, PYTEST_XDIST_WORKER="gw%d" % index)) for index in range(3)]
