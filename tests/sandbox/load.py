@@ -101,19 +101,25 @@ def _closed_by_peer(sock):
     return bool(readable)
 
 
+@dataclasses.dataclass(frozen=True)
+class LoadSettings:
+    """What one load does: its URLs, its clients per URL, and how they behave (see LoadGenerator)."""
+
+    urls: list
+    keepalive_clients: int = 4
+    fresh_clients: int = 4
+    timeout_s: float = 5.0
+    max_duration_s: float = DEFAULT_MAX_DURATION_S
+    pause_s: float = 0.0
+    retry_idle_close: bool = False
+    max_idle_s: float = MAX_IDLE_S
+
+
 class _Clients:
     """The client threads of one load, and what they record (run in the load's own process, see LoadGenerator)."""
 
-    def __init__(self, urls, keepalive_clients, fresh_clients, timeout_s, max_duration_s, pause_s, retry_idle_close,
-                 max_idle_s, started_at):
-        self.urls = list(urls)
-        self.keepalive_clients = keepalive_clients
-        self.fresh_clients = fresh_clients
-        self.timeout_s = timeout_s
-        self.max_duration_s = max_duration_s
-        self.pause_s = pause_s
-        self.retry_idle_close = retry_idle_close
-        self.max_idle_s = max_idle_s
+    def __init__(self, settings, started_at):
+        self.settings = settings
         self.results: List[Result] = []
         self.idle_reconnects = 0
         self.stale_reconnects = 0  # of those, connections idle max_idle_s or longer
@@ -123,10 +129,10 @@ class _Clients:
         self._started_at = started_at
 
     def start(self):
-        for url in self.urls:
-            for index in range(self.keepalive_clients):
+        for url in self.settings.urls:
+            for index in range(self.settings.keepalive_clients):
                 self._spawn(self._keepalive_client, url, "keepalive-%d" % index)
-            for index in range(self.fresh_clients):
+            for index in range(self.settings.fresh_clients):
                 self._spawn(self._fresh_client, url, "fresh-%d" % index)
         return self
 
@@ -147,7 +153,7 @@ class _Clients:
             return taken, self.idle_reconnects, self.stale_reconnects
 
     def _running(self):
-        if time.monotonic() - self._started_at > self.max_duration_s:
+        if time.monotonic() - self._started_at > self.settings.max_duration_s:
             return False
         return not self._stop.is_set()
 
@@ -194,11 +200,11 @@ class _Clients:
 
     def _keepalive_client(self, url):
         host, port, path = self._target(url)
-        connection = http.client.HTTPConnection(host, port, timeout=self.timeout_s)
+        connection = http.client.HTTPConnection(host, port, timeout=self.settings.timeout_s)
         answered = time.monotonic()
         try:
             while self._running():
-                stale = time.monotonic() - answered >= self.max_idle_s
+                stale = time.monotonic() - answered >= self.settings.max_idle_s
                 if connection.sock is not None and (stale or _closed_by_peer(connection.sock)):
                     # The server closed the idle connection before we wrote
                     # anything on it (or soon will): nothing was lost, open a new one.
@@ -208,26 +214,26 @@ class _Clients:
                         self.stale_reconnects += stale
                 result = self._one_request(connection, url, path, True, {}, answered)
                 answered = time.monotonic()
-                if result.retry_safe and self.retry_idle_close:
+                if result.retry_safe and self.settings.retry_idle_close:
                     second = self._one_request(connection, url, path, True, {})  # on a new connection
                     result = dataclasses.replace(second, t_s=result.t_s, retried=True,
                                                  detail=second.detail or "retried after " + result.detail)
                 self._record(result)
-                if self.pause_s:
-                    self._stop.wait(self.pause_s)
+                if self.settings.pause_s:
+                    self._stop.wait(self.settings.pause_s)
         finally:
             connection.close()
 
     def _fresh_client(self, url):
         host, port, path = self._target(url)
         while self._running():
-            connection = http.client.HTTPConnection(host, port, timeout=self.timeout_s)
+            connection = http.client.HTTPConnection(host, port, timeout=self.settings.timeout_s)
             try:
                 self._record(self._one_request(connection, url, path, False, {"Connection": "close"}))
             finally:
                 connection.close()
-            if self.pause_s:
-                self._stop.wait(self.pause_s)
+            if self.settings.pause_s:
+                self._stop.wait(self.settings.pause_s)
 
 
 class LoadGenerator:
@@ -240,16 +246,9 @@ class LoadGenerator:
     child stops when told to, or when this process goes away (its stdin closes).
     """
 
-    def __init__(self, urls, keepalive_clients=4, fresh_clients=4, timeout_s=5.0,
-                 max_duration_s=DEFAULT_MAX_DURATION_S, pause_s=0.0, retry_idle_close=False, max_idle_s=MAX_IDLE_S):
-        self.urls = list(urls)
-        self.keepalive_clients = keepalive_clients
-        self.fresh_clients = fresh_clients
-        self.timeout_s = timeout_s
-        self.max_duration_s = max_duration_s
-        self.pause_s = pause_s
-        self.retry_idle_close = retry_idle_close
-        self.max_idle_s = max_idle_s
+    def __init__(self, urls, **options):
+        """``options``: those of LoadSettings (clients per URL, timeouts, pause, retry, idle limit)."""
+        self.settings = LoadSettings(list(urls), **options)
         self.results: List[Result] = []
         self.idle_reconnects = 0
         self.stale_reconnects = 0  # of those, connections idle max_idle_s or longer
@@ -263,15 +262,11 @@ class LoadGenerator:
 
     def start(self):
         """Start the clients (returns once they run); they stop on stop() or after max_duration_s."""
-        config = {"urls": self.urls, "keepalive_clients": self.keepalive_clients,
-                  "fresh_clients": self.fresh_clients, "timeout_s": self.timeout_s,
-                  "max_duration_s": self.max_duration_s, "pause_s": self.pause_s,
-                  "retry_idle_close": self.retry_idle_close, "max_idle_s": self.max_idle_s}
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         self._process = subprocess.Popen([sys.executable, "-m", "tests.sandbox.load", "--child"], cwd=str(REPO_ROOT),
                                          env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self._process.stdin.write(json.dumps(config) + "\n")
+        self._process.stdin.write(json.dumps(dataclasses.asdict(self.settings)) + "\n")
         self._process.stdin.flush()
         started = self._process.stdout.readline().split()
         if started[:1] != ["started"]:
@@ -348,9 +343,10 @@ class LoadGenerator:
         """A readable report; the last line is exactly ``requests: N failed: F``."""
         results = self.snapshot()
         counts = self.counts()
+        settings = self.settings
         lines = ["load: %d URL(s), %d keep-alive + %d fresh clients each, %d idle reconnects (%d after %.1f s idle), "
-                 "%d retried" % (len(self.urls), self.keepalive_clients, self.fresh_clients, self.idle_reconnects,
-                                 self.stale_reconnects, self.max_idle_s, counts["retried"])]
+                 "%d retried" % (len(settings.urls), settings.keepalive_clients, settings.fresh_clients,
+                                 self.idle_reconnects, self.stale_reconnects, settings.max_idle_s, counts["retried"])]
         if counts["by_kind"]:
             lines.append("failures by kind: " + ", ".join(
                 "%s=%d" % (kind, n) for kind, n in sorted(counts["by_kind"].items()))
@@ -383,7 +379,7 @@ def run_child(stdin=sys.stdin, stdout=sys.stdout):
     config = json.loads(stdin.readline())
     os.nice(LOAD_NICENESS)
     started_at = time.monotonic()
-    clients = _Clients(started_at=started_at, **config).start()
+    clients = _Clients(LoadSettings(**config), started_at).start()
     stop = threading.Event()
 
     def wait_for_stop():
@@ -420,8 +416,9 @@ def main(argv=None):
         return run_child()
     if not options.url:
         parser.error("--url is required")
-    load = LoadGenerator(options.url, options.keepalive_clients, options.fresh_clients,
-                         options.timeout, max_duration_s=options.seconds)
+    load = LoadGenerator(options.url, keepalive_clients=options.keepalive_clients,
+                         fresh_clients=options.fresh_clients, timeout_s=options.timeout,
+                         max_duration_s=options.seconds)
     load.start()
     try:
         time.sleep(options.seconds)
