@@ -34,7 +34,7 @@ def start_tasks(launcher, count):
         placement = launcher.launch({"id": "/getpids-bench", "labels": {}}, task_id, False, [80])
         servers.append(Server("127_0_0_1_%d" % placement.ports[0], "127.0.0.1", placement.ports[0]))
         deadline = time.monotonic() + 10
-        while not launcher.check_health(task_id):
+        while not launcher.check_health(task_id).healthy:
             if time.monotonic() > deadline:
                 raise RuntimeError("task %s did not come up" % task_id)
             time.sleep(0.05)

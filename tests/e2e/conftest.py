@@ -14,6 +14,34 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "e2e: end-to-end tests with a real HAProxy, real task processes and load")
 
 
+HEALTH_LOG_LINES = 30  # the health check changes a failed scenario's report shows, per cluster
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed scenario's report says which of its tasks were not healthy, and why (see ``health_sections``)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and report.when == "call" and "cluster_factory" in item.funcargs:
+        report.sections.extend(health_sections(item.funcargs["cluster_factory"].clusters))
+
+
+def health_sections(clusters):
+    """(title, text) report sections: each cluster's tasks not healthy now, and its health check log."""
+    sections = []
+    for cluster in clusters:
+        try:
+            unhealthy = cluster.sim.health_report()
+        except Exception as error:  # a report about a failure must not fail itself
+            unhealthy = ["(no report: %r)" % error]
+        log = cluster.launcher.workdir / "health.log"
+        changes = log.read_text().splitlines()[-HEALTH_LOG_LINES:] if log.exists() else []
+        sections.append(("%s: tasks not healthy" % cluster.workdir.name, "\n".join(unhealthy) or "none"))
+        sections.append(("%s: health check changes (last %d)" % (cluster.workdir.name, HEALTH_LOG_LINES),
+                         "\n".join(changes) or "none"))
+    return sections
+
+
 def require_haproxy():
     """Skip without HAProxy, except in CI (ZDD_REQUIRE_E2E=1), where that is a failure."""
     if find_haproxy():
@@ -133,6 +161,7 @@ def cluster_factory(tmp_path):
         made.append(cluster)
         return cluster.start()
 
+    make.clusters = made
     yield make
     started = set()
     for cluster in made:

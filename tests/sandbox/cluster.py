@@ -231,7 +231,8 @@ class Cluster:
         end = time.monotonic() + timeout_s
         while self.sim.deployments():
             if time.monotonic() > end:
-                raise TimeoutError("Marathon deployments did not finish: %s" % self.sim.deployments())
+                raise TimeoutError("Marathon deployments did not finish: %s; tasks not healthy:\n%s"
+                                   % (self.sim.deployments(), "\n".join(self.sim.health_report()) or "none"))
             time.sleep(0.1)
         for lb in self.lbs:
             lb.wait_synced(max(1.0, end - time.monotonic()))

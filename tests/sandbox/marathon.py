@@ -35,6 +35,10 @@ Knobs on the object (and over HTTP at ``/_sim/...`` for out-of-process use):
 ``sim.set_task_healthy(task_id, healthy)``
     override the launcher's health result for one task (``None`` clears).
     ``POST /_sim/task_health`` with ``{"task_id", "healthy"}``.
+``sim.health_report()``
+    one line per task not healthy now, with why: its state, or the cause of its last check (recorded by
+    Marathon or not yet, inside the grace period). ``Cluster.wait_idle`` puts it in its timeout, and a failed
+    scenario's report shows it (tests/e2e/conftest.py).
 ``sim.requests`` / ``sim.writes()``
     the log of API requests (``GET /_sim/requests`` returns it as JSON);
     ``sim.clear_log()`` / ``POST /_sim/clear_log`` empties it.
@@ -170,6 +174,8 @@ from tests.sandbox.sim.tasklife import (
     LABEL_KILL_DELAY_S,
     LABEL_KILL_GRACE_S,
     LABEL_START_DELAY_S,
+    PASSED,
+    Check,
     Launcher,
     Placement,
     RecordLauncher,
@@ -182,10 +188,10 @@ __all__ = [
     "ARCHIVE_SUFFIXES", "BOMB_SIZE_BYTES", "COMMAND_PROTOCOLS", "COMMON_DEFAULTS", "DEFAULT_KILL_DELAY_S",
     "DEFAULT_KILL_GRACE_S", "DEFAULT_START_DELAY_S", "FAULT_KINDS", "HEALTH_CHECK_DEFAULTS", "HTTP_PROTOCOLS",
     "IDLE_CONNECTION_TIMEOUT_S", "ID_SEGMENT_RE", "KILL_AND_UNREACHABLE_DEFAULTS", "LABEL_HEALTHY",
-    "LABEL_KILL_DELAY_S", "LABEL_KILL_GRACE_S", "LABEL_START_DELAY_S", "LOCKED_MESSAGE", "NO_CMD_MESSAGE",
+    "LABEL_KILL_DELAY_S", "LABEL_KILL_GRACE_S", "LABEL_START_DELAY_S", "LOCKED_MESSAGE", "NO_CMD_MESSAGE", "PASSED",
     "READ_ONLY_FIELDS", "REAL_CLOCK_TICK_S", "SCHEMA_VIOLATIONS", "SERVE_POLL_INTERVAL_S", "SERVICE_PORT_MAX",
     "SERVICE_PORT_MIN", "TASK_ID_RE", "TRICKLE_GAP_S", "V14_EMPTY", "V14_NULLS", "V15_OMIT_EMPTY",
-    "ApiError", "Bomb", "Dropped", "Launcher", "MarathonSim", "Placement", "RecordLauncher", "RequestRecord",
+    "ApiError", "Bomb", "Check", "Dropped", "Launcher", "MarathonSim", "Placement", "RecordLauncher", "RequestRecord",
     "SchemaViolation", "Trickled", "app_id_of_task", "format_ts", "garbled", "gzip_zeros", "host_port_count",
     "is_ip_per_task", "normalize_app_id", "port_mappings", "safe_app_id", "send_slowly",
 ]
@@ -277,7 +283,7 @@ class MarathonSim(Serving, FaultList, Routes, Deployments, TaskLife, AppDefiniti
                     task.started_at = stamp
                     task.running_mono = now
                     if spec.get("healthChecks"):
-                        self._record_health(task, app, True, stamp, now)
+                        self._record_health(task, app, PASSED, stamp, now)
                         task.next_check_mono = now + self._health_interval_s(app)
             else:
                 self._deployments_add([[("StartApplication", app_id)], [("ScaleApplication", app_id)]],

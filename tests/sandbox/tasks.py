@@ -25,9 +25,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 from tests.sandbox.ports import free_port, share  # noqa: F401 (tests import free_port from here too)
+from tests.sandbox.sim.tasklife import PASSED, Check, Placement
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,15 +138,6 @@ def serve(ip, port, app_id, colour, task_id, start_delay_s=0.0, slow_ms=0, error
 
 
 @dataclasses.dataclass
-class Placement:
-    """Where a launched task listens: host and host ports, or its own IP."""
-
-    host: str
-    ports: List[int]
-    ip: Optional[str]
-
-
-@dataclasses.dataclass
 class _Task:
     process: subprocess.Popen
     ip: str
@@ -153,6 +145,8 @@ class _Task:
     health_path: str
     log_file: object
     unhealthy: bool = False  # the app's SIM_HEALTHY label is "false": every health check fails
+    killed: bool = False     # the simulator asked for its kill
+    last_cause: Optional[str] = "not checked yet"  # why its last health check failed (None: it passed)
 
 
 def _is_free(ip, port):
@@ -254,24 +248,53 @@ class ProcessLauncher:
         return placement
 
     def check_health(self, task_id):
-        """True when the task answers 200 on its health path right now."""
+        """A ``Check``: passed when the task answers 200 on its health path right now, else why not.
+
+        With a workdir, each change goes to ``health.log`` there (a task's first result, then each new cause of
+        failure and each first pass after failures), so that a scenario stalled on a task says why.
+        """
         task = self._tasks.get(task_id)
-        if task is None or task.unhealthy or task.process.poll() is not None:
-            return False
+        if task is None:
+            return Check(False, "no such task")
+        check = self._check(task)
+        if check.cause != task.last_cause:
+            task.last_cause = check.cause
+            self._log_health(task_id, check.cause or "passed")
+        return check
+
+    @staticmethod
+    def _check(task):
+        if task.unhealthy:
+            return Check(False, LABEL_HEALTHY + " is false")
+        code = task.process.poll()
+        if code is not None:
+            how = "killed by %s" % signal.Signals(-code).name if code < 0 else "exit code %d" % code
+            return Check(False, "task process gone (%s%s)" % (how, "" if task.killed else ", never killed"))
         connection = http.client.HTTPConnection(task.ip, task.port, timeout=HEALTH_TIMEOUT_S)
         try:
             connection.request("GET", task.health_path, headers={"Connection": "close"})
-            return connection.getresponse().status == 200
-        except (OSError, http.client.HTTPException):
-            return False
+            status = connection.getresponse().status
+        except socket.timeout:
+            return Check(False, "no answer in %g s" % HEALTH_TIMEOUT_S)
+        except (OSError, http.client.HTTPException) as error:
+            return Check(False, "%s: %s" % (type(error).__name__, error))
         finally:
             connection.close()
+        return PASSED if status == 200 else Check(False, "HTTP %d" % status)
+
+    def _log_health(self, task_id, what):
+        if self.workdir is None:
+            return
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.workdir / "health.log", "a") as log:
+            log.write("%s %s: %s\n" % (time.strftime("%H:%M:%S"), task_id, what))
 
     def kill(self, task_id, grace_s):
         """SIGTERM the task now and SIGKILL it after ``grace_s`` seconds; don't wait."""
         task = self._tasks.get(task_id)
         if task is None or task.process.poll() is not None:
             return
+        task.killed = True
         _signal_group(task.process.pid, signal.SIGTERM)
         timer = threading.Timer(grace_s, self._hard_kill, args=(task,))
         timer.daemon = True

@@ -42,7 +42,7 @@ def launch(sandbox, colour, count, **labels):
         servers.append(Server("127_0_0_1_%d" % port, "127.0.0.1", port))
         servers[-1].task_id = task_id
     deadline = time.monotonic() + 10
-    while not all(sandbox.launcher.check_health(server.task_id) for server in servers):
+    while not all(sandbox.launcher.check_health(server.task_id).healthy for server in servers):
         assert time.monotonic() < deadline, "tasks did not come up"
         time.sleep(0.05)
     return servers

@@ -17,7 +17,7 @@ def blue_task_url(sandbox):
     placement = sandbox.launcher.launch({"id": "/nginx-blue", "labels": {"HAPROXY_DEPLOYMENT_COLOUR": "blue"}},
                                         "blue.1", False, [80])
     deadline = time.monotonic() + 10
-    while not sandbox.launcher.check_health("blue.1"):
+    while not sandbox.launcher.check_health("blue.1").healthy:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     return "http://127.0.0.1:%d/" % placement.ports[0]

@@ -293,8 +293,29 @@ def test_unhealthy_app_keeps_its_deployment_forever(sim, clock):
     assert app["tasksUnhealthy"] == 1 and app["tasksHealthy"] == 0
     result, = app["tasks"][0]["healthCheckResults"]
     assert result["alive"] is False and result["consecutiveFailures"] > 1 and result["firstSuccess"] is None
+    assert result["lastFailureCause"] == "SIM_HEALTHY is false"
     assert len(app["deployments"]) == 1
     assert requests.put(sim.url + "/v2/apps/web", json={"instances": 2}).status_code == 409
+
+
+def test_health_report_says_why_each_task_is_not_healthy(sim, clock):
+    """Before Marathon records a failure (inside the grace period), the report already says why."""
+    requests.post(sim.url + "/v2/apps", json=simple_app("bad", labels={"SIM_HEALTHY": "false"}))
+    requests.post(sim.url + "/v2/apps", json=simple_app("good", instances=2))
+    assert sorted(line.split(": ", 1)[1] for line in sim.health_report()) == ["not checked (TASK_STAGING)"] * 3
+    clock.advance(1.0)                                   # running, not yet checked (intervalSeconds 2)
+    assert sorted(line.split(": ", 1)[1] for line in sim.health_report()) == ["not checked yet"] * 3
+    clock.advance(2.0)
+    bad_task = get_app(sim, "/bad")["tasks"][0]
+    assert "healthCheckResults" not in bad_task          # inside the grace period: not recorded
+    assert sim.health_report() == ["%s TASK_RUNNING: SIM_HEALTHY is false" % bad_task["id"]]
+    good_task = get_app(sim, "/good")["tasks"][0]["id"]
+    sim.set_task_healthy(good_task, False)
+    clock.advance(2.0)
+    assert sorted(sim.health_report()) == sorted(["%s TASK_RUNNING: SIM_HEALTHY is false" % bad_task["id"],
+                                                  "%s TASK_RUNNING: set unhealthy by the test" % good_task])
+    result, = next(task for task in get_app(sim, "/good")["tasks"] if task["id"] == good_task)["healthCheckResults"]
+    assert result["alive"] is False and result["lastFailureCause"] == "set unhealthy by the test"
 
 
 def test_set_task_healthy_override(sim, clock):

@@ -3,6 +3,7 @@
 import http.client
 import json
 import os
+import signal
 import threading
 import time
 
@@ -10,6 +11,7 @@ import pytest
 
 from tests.e2e.conftest import processes_matching
 from tests.helpers import wait_for
+from tests.sandbox.marathon import PASSED, Check
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +28,7 @@ def get(ip, port, path="/", timeout_s=5):
 
 def wait_healthy(launcher, task_id, timeout_s=10):
     deadline = time.monotonic() + timeout_s
-    while not launcher.check_health(task_id):
+    while not launcher.check_health(task_id).healthy:
         assert time.monotonic() < deadline, "task %s never healthy" % task_id
         time.sleep(0.05)
 
@@ -64,7 +66,7 @@ def test_start_delay_binds_late(sandbox):
     launcher = sandbox.launcher
     started = time.monotonic()
     launcher.launch(app("blue", SIM_START_DELAY_S=1.0), "late", False, [80])
-    assert not launcher.check_health("late")
+    assert not launcher.check_health("late").healthy
     wait_healthy(launcher, "late")
     assert time.monotonic() - started >= 1.0
 
@@ -141,6 +143,35 @@ def test_close_signals_no_group_whose_leader_was_reaped(sandbox, monkeypatch):
     launcher.close()
     assert gone_pid not in signalled
     assert running_pid in signalled
+
+
+def test_a_failed_health_check_says_why_and_the_log_keeps_each_change(sandbox):
+    launcher = sandbox.launcher
+    launcher.launch(app("blue", SIM_START_DELAY_S=1.0), "late", False, [80])
+    launcher.launch(app("blue"), "stranger-killed", False, [80])
+    launcher.launch(app("blue"), "killed", False, [80])
+    launcher.launch(app("blue", SIM_HEALTHY="false"), "unhealthy", False, [80])
+    refused = launcher.check_health("late")
+    assert not refused.healthy and refused.cause.startswith("ConnectionRefusedError: ")
+    assert launcher.check_health("unhealthy") == Check(False, "SIM_HEALTHY is false")
+    assert launcher.check_health("nobody") == Check(False, "no such task")
+    for task_id in ("late", "stranger-killed", "killed"):
+        wait_healthy(launcher, task_id)
+        assert launcher.check_health(task_id) == PASSED
+    os.killpg(launcher._tasks["stranger-killed"].process.pid, signal.SIGKILL)  # not through the launcher
+    launcher.kill("killed", grace_s=5)
+    wait_for(lambda: launcher.is_gone("stranger-killed") and launcher.is_gone("killed"), what="both tasks gone")
+    assert launcher.check_health("stranger-killed") == Check(
+        False, "task process gone (killed by SIGKILL, never killed)")
+    assert launcher.check_health("killed") == Check(False, "task process gone (exit code 0)")
+    log = [line.split(" ", 1)[1] for line in (sandbox.workdir / "tasks" / "health.log").read_text().splitlines()]
+    # a change is logged once, however often the same cause is seen
+    assert log.count("late: " + refused.cause) == 1 and log.count("late: passed") == 1
+    assert log.index("late: " + refused.cause) < log.index("late: passed")
+    assert log.count("unhealthy: SIM_HEALTHY is false") == 1
+    assert log.index("stranger-killed: passed") < log.index(
+        "stranger-killed: task process gone (killed by SIGKILL, never killed)")
+    assert log.index("killed: passed") < log.index("killed: task process gone (exit code 0)")
 
 
 def test_error_rate_label_fails_that_share_of_requests_but_never_the_health_check(sandbox):

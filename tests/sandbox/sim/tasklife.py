@@ -10,6 +10,7 @@ import dataclasses
 import datetime
 import threading
 import uuid
+from typing import Optional
 
 from tests.sandbox.mlb import is_ip_per_task
 from tests.sandbox.sim.apps import _label_float, format_ts, host_port_count, port_mappings, safe_app_id
@@ -32,6 +33,16 @@ LABEL_FIRST_CHECK_S = "SIM_FIRST_CHECK_S"
 # --------------------------------------------------------------------------- launchers
 
 @dataclasses.dataclass(frozen=True)
+class Check:
+    """One health check's outcome; ``cause``: why it failed, in a few words (Marathon's ``lastFailureCause``)."""
+    healthy: bool
+    cause: Optional[str] = None
+
+
+PASSED = Check(True)
+
+
+@dataclasses.dataclass(frozen=True)
 class Placement:
     """Where a launched task runs: agent host, host ports, container IP (or None)."""
     host: str
@@ -46,6 +57,7 @@ class Launcher:
         raise NotImplementedError
 
     def check_health(self, task_id):
+        """A ``Check``: whether the task passes its health check now, and if not why."""
         raise NotImplementedError
 
     def kill(self, task_id, grace_s):
@@ -90,7 +102,9 @@ class RecordLauncher(Launcher):
 
     def check_health(self, task_id):
         with self._lock:
-            return self._healthy.get(task_id, (False, 0.0))[0]
+            if task_id not in self._healthy:
+                return Check(False, "no such task")
+            return PASSED if self._healthy[task_id][0] else Check(False, LABEL_HEALTHY + " is false")
 
     def kill(self, task_id, grace_s):
         with self._lock:
@@ -125,6 +139,7 @@ class _Task:
     hc_results: object = None      # list of dicts once the first result is recorded
     next_check_mono: object = None
     ever_healthy: bool = False
+    last_check: object = None      # the last Check, recorded or not (failures in the grace period are not)
 
     def healthy(self):
         return bool(self.hc_results) and all(result["alive"] for result in self.hc_results)
@@ -174,15 +189,40 @@ class TaskLife:
                             task.next_check_mono = task.running_mono + first_s
                     if (task.state == "TASK_RUNNING" and interval_s is not None
                             and task.next_check_mono is not None and now >= task.next_check_mono):
-                        healthy = self._health_override.get(task.id)
-                        if healthy is None:
-                            healthy = bool(self.launcher.check_health(task.id))
-                        self._record_health(task, app, healthy, self.clock.utcnow(), now)
+                        check = self._check(task.id)
+                        task.last_check = check
+                        self._record_health(task, app, check, self.clock.utcnow(), now)
                         step_s = interval_s if task.ever_healthy else max(0.001, first_s)
                         while task.next_check_mono <= now:
                             task.next_check_mono += step_s
             self._reconcile()
             self._finish_deployments()
+
+    def _check(self, task_id):
+        forced = self._health_override.get(task_id)
+        if forced is None:
+            return self.launcher.check_health(task_id)
+        return PASSED if forced else Check(False, "set unhealthy by the test")
+
+    def health_report(self):
+        """One line per task of an app with health checks that is not healthy now: its state and why."""
+        with self._lock:
+            self.tick()
+            lines = []
+            for app in self._apps.values():
+                if self._health_interval_s(app) is None:
+                    continue
+                for task in app.tasks.values():
+                    if task.healthy():
+                        continue
+                    if task.state != "TASK_RUNNING":
+                        why = "not checked (%s)" % task.state
+                    elif task.last_check is None:
+                        why = "not checked yet"
+                    else:
+                        why = task.last_check.cause or "passed its last check, not yet recorded"
+                    lines.append("%s %s: %s" % (task.id, task.state, why))
+            return lines
 
     def _health_interval_s(self, app):
         checks = app.spec.get("healthChecks") or []
@@ -190,7 +230,8 @@ class TaskLife:
             return None
         return max(0.001, min(float(check.get("intervalSeconds", 60)) for check in checks))
 
-    def _record_health(self, task, app, healthy, stamp, now):
+    def _record_health(self, task, app, check, stamp, now):
+        healthy = check.healthy
         checks = app.spec.get("healthChecks") or []
         grace_s = min(float(check.get("gracePeriodSeconds", 300)) for check in checks)
         if not healthy and not task.ever_healthy and now < task.running_mono + grace_s:
@@ -209,7 +250,7 @@ class TaskLife:
             else:
                 result["consecutiveFailures"] += 1
                 result["lastFailure"] = format_ts(stamp)
-                result["lastFailureCause"] = "sim: health check failed"
+                result["lastFailureCause"] = check.cause
         task.ever_healthy = task.ever_healthy or healthy
         task.hc_results = results
 
