@@ -39,7 +39,7 @@ LABEL_ERROR_RATE = "SIM_ERROR_RATE"
 LABEL_HEALTHY = "SIM_HEALTHY"
 
 HEALTH_PATH = "/health"
-HEALTH_TIMEOUT_S = 0.5
+DEFAULT_HEALTH_TIMEOUT_S = 20.0  # Marathon's default timeoutSeconds
 PARENT_POLL_INTERVAL_S = 0.5
 DRAIN_LIMIT_S = 30.0
 LISTEN_BACKLOG = 128
@@ -143,6 +143,7 @@ class _Task:
     ip: str
     port: int
     health_path: str
+    health_timeout_s: float        # the app's health check timeoutSeconds
     log_file: object
     unhealthy: bool = False  # the app's SIM_HEALTHY label is "false": every health check fails
     killed: bool = False     # the simulator asked for its kill
@@ -167,6 +168,8 @@ def _signal_group(pgid, signum):
 
 class ProcessLauncher:
     """Starts one real ``serve`` process per task; the simulator drives it."""
+
+    slow_checks = True  # a check is a request to a real process: the simulator runs it off its lock
 
     def __init__(self, workdir=None, tag=None):
         self.workdir = Path(workdir).resolve() if workdir else None
@@ -210,11 +213,10 @@ class ProcessLauncher:
         start_delay_s = float(labels.get(LABEL_START_DELAY_S, 0) or 0)
         slow_ms = int(float(labels.get(LABEL_SLOW_MS, 0) or 0))
         error_rate = float(labels.get(LABEL_ERROR_RATE, 0) or 0)
-        health_path = HEALTH_PATH
-        for check in app.get("healthChecks") or []:
-            if check.get("path"):
-                health_path = check["path"]
-                break
+        checks = app.get("healthChecks") or []
+        health_path = next((check["path"] for check in checks if check.get("path")), HEALTH_PATH)
+        health_timeout_s = min((float(check.get("timeoutSeconds", DEFAULT_HEALTH_TIMEOUT_S)) for check in checks),
+                               default=DEFAULT_HEALTH_TIMEOUT_S)
         with self._lock:
             if self._closed:
                 raise RuntimeError("launcher is closed")
@@ -244,7 +246,7 @@ class ProcessLauncher:
                 stdout=log_file, stderr=log_file, start_new_session=True,
             )
             unhealthy = str(labels.get(LABEL_HEALTHY, "true")).lower() == "false"
-            self._tasks[task_id] = _Task(process, ip, port, health_path, log_file, unhealthy)
+            self._tasks[task_id] = _Task(process, ip, port, health_path, health_timeout_s, log_file, unhealthy)
         return placement
 
     def check_health(self, task_id):
@@ -270,12 +272,12 @@ class ProcessLauncher:
         if code is not None:
             how = "killed by %s" % signal.Signals(-code).name if code < 0 else "exit code %d" % code
             return Check(False, "task process gone (%s%s)" % (how, "" if task.killed else ", never killed"))
-        connection = http.client.HTTPConnection(task.ip, task.port, timeout=HEALTH_TIMEOUT_S)
+        connection = http.client.HTTPConnection(task.ip, task.port, timeout=task.health_timeout_s)
         try:
             connection.request("GET", task.health_path, headers={"Connection": "close"})
             status = connection.getresponse().status
         except socket.timeout:
-            return Check(False, "no answer in %g s" % HEALTH_TIMEOUT_S)
+            return Check(False, "no answer in %g s" % task.health_timeout_s)
         except (OSError, http.client.HTTPException) as error:
             return Check(False, "%s: %s" % (type(error).__name__, error))
         finally:

@@ -1,11 +1,13 @@
 """The Marathon simulator against docs/marathon-api.rst."""
 
 import re
+import threading
 import time
 
 import pytest
 import requests
 
+from tests.helpers import wait_for
 from tests.sandbox.clock import FakeClock, RealClock
 from tests.sandbox.marathon import LOCKED_MESSAGE, MarathonSim, RecordLauncher
 from tests.sandbox.world import load_fixture
@@ -316,6 +318,37 @@ def test_health_report_says_why_each_task_is_not_healthy(sim, clock):
                                                   "%s TASK_RUNNING: set unhealthy by the test" % good_task])
     result, = next(task for task in get_app(sim, "/good")["tasks"] if task["id"] == good_task)["healthCheckResults"]
     assert result["alive"] is False and result["lastFailureCause"] == "set unhealthy by the test"
+
+
+class _SlowChecks(RecordLauncher):
+    """Checks that take as long as the test says: each waits for ``answer`` (a threading.Event)."""
+    slow_checks = True
+
+    def __init__(self, clock):
+        super().__init__(clock)
+        self.answer = threading.Event()
+        self.started = []
+
+    def check_health(self, task_id):
+        self.started.append(task_id)
+        self.answer.wait(10)
+        return super().check_health(task_id)
+
+
+def test_a_slow_check_blocks_no_request_and_counts_once_it_ends(clock):
+    """Marathon does not wait for a health check: a check that takes long holds up no API request, the next one
+    does not start before it ends, and its result is recorded at the first tick after it ends."""
+    launcher = _SlowChecks(clock)
+    with MarathonSim(clock=clock, launcher=launcher) as sim:
+        requests.post(sim.url + "/v2/apps", json=simple_app("web"))
+        clock.advance(3.0)                                   # running at 1 s, first check due at 3 s
+        app = get_app(sim, "/web")                           # answered while the check waits
+        assert launcher.started == [app["tasks"][0]["id"]] and app["tasksHealthy"] == 0
+        clock.advance(4.0)                                   # two more checks due: none starts, one is running
+        assert get_app(sim, "/web")["tasksHealthy"] == 0 and len(launcher.started) == 1
+        launcher.answer.set()
+        wait_for(lambda: get_app(sim, "/web")["tasksHealthy"] == 1, what="the slow check's result")
+        assert get_app(sim, "/web")["deployments"] == []
 
 
 def test_set_task_healthy_override(sim, clock):

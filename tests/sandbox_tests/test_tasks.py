@@ -174,6 +174,19 @@ def test_a_failed_health_check_says_why_and_the_log_keeps_each_change(sandbox):
     assert log.index("killed: passed") < log.index("killed: task process gone (exit code 0)")
 
 
+def test_a_check_waits_the_apps_timeout_seconds_for_an_answer(sandbox):
+    launcher = sandbox.launcher
+    launcher.launch(dict(app("blue"), healthChecks=[{"path": "/health", "timeoutSeconds": 0.3}]), "hung", False, [80])
+    wait_healthy(launcher, "hung")
+    process_group = launcher._tasks["hung"].process.pid
+    os.killpg(process_group, signal.SIGSTOP)                # alive, listening, answering nothing
+    try:
+        assert launcher.check_health("hung") == Check(False, "no answer in 0.3 s")
+    finally:
+        os.killpg(process_group, signal.SIGCONT)
+    wait_healthy(launcher, "hung")
+
+
 def test_error_rate_label_fails_that_share_of_requests_but_never_the_health_check(sandbox):
     launcher = sandbox.launcher
     placement = launcher.launch(app("green", SIM_ERROR_RATE=0.2), "nginx-green.e", False, [80])

@@ -53,6 +53,11 @@ class Placement:
 class Launcher:
     """The interface the simulator drives tasks through (see RecordLauncher, tasks.ProcessLauncher)."""
 
+    # Whether a health check takes real time (a request to a real process, up to the check's timeoutSeconds):
+    # then the simulator runs each check in a thread of its own, as Marathon does not wait for a check either,
+    # and records the result at its first tick after the check ends; else it checks within the tick.
+    slow_checks = False
+
     def launch(self, app, task_id, ip_per_task, container_ports):
         raise NotImplementedError
 
@@ -140,12 +145,26 @@ class _Task:
     next_check_mono: object = None
     ever_healthy: bool = False
     last_check: object = None      # the last Check, recorded or not (failures in the grace period are not)
+    check_in_flight: object = None  # _CheckRun of a slow check not yet recorded
 
     def healthy(self):
         return bool(self.hc_results) and all(result["alive"] for result in self.hc_results)
 
     def active(self):
         return self.state in ("TASK_STAGING", "TASK_RUNNING")
+
+
+class _CheckRun:
+    """One slow health check, run in a thread of its own: ``check`` is its Check once it has ended."""
+
+    def __init__(self, launcher, task_id):
+        self.check = None
+        self._thread = threading.Thread(target=self._run, args=(launcher, task_id), daemon=True,
+                                        name="health check " + task_id)
+        self._thread.start()
+
+    def _run(self, launcher, task_id):
+        self.check = launcher.check_health(task_id)
 
 
 class TaskLife:
@@ -187,22 +206,32 @@ class TaskLife:
                         task.started_at = self._wall_at(task.running_mono)
                         if interval_s is not None:
                             task.next_check_mono = task.running_mono + first_s
-                    if (task.state == "TASK_RUNNING" and interval_s is not None
-                            and task.next_check_mono is not None and now >= task.next_check_mono):
-                        check = self._check(task.id)
-                        task.last_check = check
-                        self._record_health(task, app, check, self.clock.utcnow(), now)
+                    if task.state != "TASK_RUNNING" or interval_s is None:
+                        continue
+                    if task.check_in_flight is not None and task.check_in_flight.check is not None:
+                        self._checked(task, app, task.check_in_flight.check, now)
+                        task.check_in_flight = None
+                    if (task.check_in_flight is None and task.next_check_mono is not None
+                            and now >= task.next_check_mono):
+                        forced = self._health_override.get(task.id)
+                        if forced is None and self.launcher.slow_checks:
+                            task.check_in_flight = _CheckRun(self.launcher, task.id)
+                        else:
+                            self._checked(task, app, self._check_now(task.id, forced), now)
                         step_s = interval_s if task.ever_healthy else max(0.001, first_s)
                         while task.next_check_mono <= now:
                             task.next_check_mono += step_s
             self._reconcile()
             self._finish_deployments()
 
-    def _check(self, task_id):
-        forced = self._health_override.get(task_id)
+    def _check_now(self, task_id, forced):
         if forced is None:
             return self.launcher.check_health(task_id)
         return PASSED if forced else Check(False, "set unhealthy by the test")
+
+    def _checked(self, task, app, check, now):
+        task.last_check = check
+        self._record_health(task, app, check, self.clock.utcnow(), now)
 
     def health_report(self):
         """One line per task of an app with health checks that is not healthy now: its state and why."""
