@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from tests.sandbox.ports import free_port, share  # noqa: F401 (tests import free_port from here too)
-from tests.sandbox.sim.tasklife import PASSED, Check, Placement
+from tests.sandbox.sim.launch import PASSED, Check, Placement
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,10 +10,10 @@ import dataclasses
 import datetime
 import threading
 import uuid
-from typing import Optional
 
 from tests.sandbox.mlb import is_ip_per_task
 from tests.sandbox.sim.apps import _label_float, format_ts, host_port_count, port_mappings, safe_app_id
+from tests.sandbox.sim.launch import PASSED, Check, Placement
 
 DEFAULT_START_DELAY_S = 1.0
 DEFAULT_KILL_DELAY_S = 0.0
@@ -31,23 +31,6 @@ LABEL_FIRST_CHECK_S = "SIM_FIRST_CHECK_S"
 
 
 # --------------------------------------------------------------------------- launchers
-
-@dataclasses.dataclass(frozen=True)
-class Check:
-    """One health check's outcome; ``cause``: why it failed, in a few words (Marathon's ``lastFailureCause``)."""
-    healthy: bool
-    cause: Optional[str] = None
-
-
-PASSED = Check(True)
-
-
-@dataclasses.dataclass(frozen=True)
-class Placement:
-    """Where a launched task runs: agent host, host ports, container IP (or None)."""
-    host: str
-    ports: list
-    ip: object = None
 
 
 class Launcher:
