@@ -237,6 +237,8 @@ class MarathonSim(Serving, FaultList, Routes, Deployments, TaskLife, AppDefiniti
         self._handler = None
         self._down_timer = None
         self._health_override = {}
+        self._checks_running = {}  # task id -> _CheckRun: a slow check not yet recorded (not in the task's record,
+        # which a deployment and a kill deep-copy)
         self._slave_id = "%s-S0" % uuid.uuid4()
         self._server = None
         self._threads = []

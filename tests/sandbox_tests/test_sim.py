@@ -351,6 +351,23 @@ def test_a_slow_check_blocks_no_request_and_counts_once_it_ends(clock):
         assert get_app(sim, "/web")["deployments"] == []
 
 
+def test_writes_while_a_slow_check_runs(clock):
+    """A kill and a deployment copy the app with its tasks: a check running then is no part of that copy."""
+    launcher = _SlowChecks(clock)
+    with MarathonSim(clock=clock, launcher=launcher) as sim:
+        requests.post(sim.url + "/v2/apps", json=simple_app("web", instances=2))
+        clock.advance(3.0)
+        tasks = get_app(sim, "/web")["tasks"]
+        assert len(launcher.started) == 2                   # both checks wait
+        killed = requests.post(sim.url + "/v2/tasks/delete?scale=true&force=true", json={"ids": [tasks[0]["id"]]})
+        assert killed.status_code == 200, killed.text
+        scaled = requests.put(sim.url + "/v2/apps/web?force=true", json={"instances": 3})
+        assert scaled.status_code == 200, scaled.text
+        launcher.answer.set()
+        clock.advance(1.0)
+        wait_for(lambda: get_app(sim, "/web")["tasksHealthy"] >= 1, what="the slow check's result")
+
+
 def test_set_task_healthy_override(sim, clock):
     app = sim.add_app(simple_app("web", instances=2))
     task_id = app["tasks"][0]["id"]

@@ -128,7 +128,6 @@ class _Task:
     next_check_mono: object = None
     ever_healthy: bool = False
     last_check: object = None      # the last Check, recorded or not (failures in the grace period are not)
-    check_in_flight: object = None  # _CheckRun of a slow check not yet recorded
 
     def healthy(self):
         return bool(self.hc_results) and all(result["alive"] for result in self.hc_results)
@@ -152,7 +151,7 @@ class _CheckRun:
 
 class TaskLife:
     """Tasks, health checks and versions of a ``MarathonSim`` (a mixin: uses its ``clock``, ``launcher``, ``_apps``,
-    ``_stopping``, ``_health_override``, ``_slave_id`` and ``_last_version``)."""
+    ``_stopping``, ``_health_override``, ``_checks_running``, ``_slave_id`` and ``_last_version``)."""
 
     # ---- time
 
@@ -177,9 +176,11 @@ class TaskLife:
                 for task in list(app.tasks.values()):
                     if task.state == "TASK_KILLING" and self.launcher.is_gone(task.id):
                         del app.tasks[task.id]
+                        self._checks_running.pop(task.id, None)
             for task in list(self._stopping.values()):
                 if self.launcher.is_gone(task.id):
                     del self._stopping[task.id]
+                    self._checks_running.pop(task.id, None)
             for app in self._apps.values():
                 interval_s = self._health_interval_s(app)
                 first_s = None if interval_s is None else _label_float(app.spec, LABEL_FIRST_CHECK_S, interval_s)
@@ -191,14 +192,15 @@ class TaskLife:
                             task.next_check_mono = task.running_mono + first_s
                     if task.state != "TASK_RUNNING" or interval_s is None:
                         continue
-                    if task.check_in_flight is not None and task.check_in_flight.check is not None:
-                        self._checked(task, app, task.check_in_flight.check, now)
-                        task.check_in_flight = None
-                    if (task.check_in_flight is None and task.next_check_mono is not None
-                            and now >= task.next_check_mono):
+                    running = self._checks_running.get(task.id)
+                    if running is not None and running.check is not None:
+                        del self._checks_running[task.id]
+                        self._checked(task, app, running.check, now)
+                        running = None
+                    if running is None and task.next_check_mono is not None and now >= task.next_check_mono:
                         forced = self._health_override.get(task.id)
                         if forced is None and self.launcher.slow_checks:
-                            task.check_in_flight = _CheckRun(self.launcher, task.id)
+                            self._checks_running[task.id] = _CheckRun(self.launcher, task.id)
                         else:
                             self._checked(task, app, self._check_now(task.id, forced), now)
                         step_s = interval_s if task.ever_healthy else max(0.001, first_s)
