@@ -164,20 +164,17 @@ from tests.sandbox.sim.faults import (
     gzip_zeros,
     send_slowly,
 )
+from tests.sandbox.sim.launch import LABEL_HEALTHY, PASSED, Check, Placement
 from tests.sandbox.sim.routes import SERVICE_PORT_MAX, SERVICE_PORT_MIN, Routes
 from tests.sandbox.sim.serving import IDLE_CONNECTION_TIMEOUT_S, REAL_CLOCK_TICK_S, SERVE_POLL_INTERVAL_S, Serving
 from tests.sandbox.sim.tasklife import (
     DEFAULT_KILL_DELAY_S,
     DEFAULT_KILL_GRACE_S,
     DEFAULT_START_DELAY_S,
-    LABEL_HEALTHY,
     LABEL_KILL_DELAY_S,
     LABEL_KILL_GRACE_S,
     LABEL_START_DELAY_S,
-    PASSED,
-    Check,
     Launcher,
-    Placement,
     RecordLauncher,
     TaskLife,
 )

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from tests.sandbox.ports import free_port, share  # noqa: F401 (tests import free_port from here too)
-from tests.sandbox.sim.launch import PASSED, Check, Placement
+from tests.sandbox.sim.launch import DEFAULT_CHECK_TIMEOUT_S, FAILED_BY_LABEL, PASSED, Check, Placement, failed_by_label
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,10 +36,8 @@ LABEL_COLOUR = "HAPROXY_DEPLOYMENT_COLOUR"
 LABEL_START_DELAY_S = "SIM_START_DELAY_S"
 LABEL_SLOW_MS = "SIM_SLOW_MS"
 LABEL_ERROR_RATE = "SIM_ERROR_RATE"
-LABEL_HEALTHY = "SIM_HEALTHY"
 
 HEALTH_PATH = "/health"
-DEFAULT_HEALTH_TIMEOUT_S = 20.0  # Marathon's default timeoutSeconds
 PARENT_POLL_INTERVAL_S = 0.5
 DRAIN_LIMIT_S = 30.0
 LISTEN_BACKLOG = 128
@@ -215,8 +213,8 @@ class ProcessLauncher:
         error_rate = float(labels.get(LABEL_ERROR_RATE, 0) or 0)
         checks = app.get("healthChecks") or []
         health_path = next((check["path"] for check in checks if check.get("path")), HEALTH_PATH)
-        health_timeout_s = min((float(check.get("timeoutSeconds", DEFAULT_HEALTH_TIMEOUT_S)) for check in checks),
-                               default=DEFAULT_HEALTH_TIMEOUT_S)
+        health_timeout_s = min((float(check.get("timeoutSeconds", DEFAULT_CHECK_TIMEOUT_S)) for check in checks),
+                               default=DEFAULT_CHECK_TIMEOUT_S)
         with self._lock:
             if self._closed:
                 raise RuntimeError("launcher is closed")
@@ -245,8 +243,8 @@ class ProcessLauncher:
                 argv, cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL,
                 stdout=log_file, stderr=log_file, start_new_session=True,
             )
-            unhealthy = str(labels.get(LABEL_HEALTHY, "true")).lower() == "false"
-            self._tasks[task_id] = _Task(process, ip, port, health_path, health_timeout_s, log_file, unhealthy)
+            self._tasks[task_id] = _Task(process, ip, port, health_path, health_timeout_s, log_file,
+                                         failed_by_label(app))
         return placement
 
     def check_health(self, task_id):
@@ -267,7 +265,7 @@ class ProcessLauncher:
     @staticmethod
     def _check(task):
         if task.unhealthy:
-            return Check(False, LABEL_HEALTHY + " is false")
+            return FAILED_BY_LABEL
         code = task.process.poll()
         if code is not None:
             how = "killed by %s" % signal.Signals(-code).name if code < 0 else "exit code %d" % code

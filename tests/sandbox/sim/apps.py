@@ -11,6 +11,7 @@ import re
 
 from tests.sandbox import appschema
 from tests.sandbox.mlb import is_ip_per_task
+from tests.sandbox.sim.launch import DEFAULT_CHECK_TIMEOUT_S
 
 ID_SEGMENT_RE = re.compile(r"^(([a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])\.)*([a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])$")
 TASK_ID_RE = re.compile(r"^(.+)[._]([^_.]+)$")
@@ -41,7 +42,8 @@ KILL_AND_UNREACHABLE_DEFAULTS = {"killSelection": "YOUNGEST_FIRST",
 ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz", ".zip")  # uris fetched with extract
 SCHEMA_VIOLATIONS = []  # SchemaViolation: every app body a simulator of this process refused by the app schema
 
-HEALTH_CHECK_DEFAULTS = {"protocol": "HTTP", "gracePeriodSeconds": 300, "intervalSeconds": 60, "timeoutSeconds": 20,
+HEALTH_CHECK_DEFAULTS = {"protocol": "HTTP", "gracePeriodSeconds": 300, "intervalSeconds": 60,
+                         "timeoutSeconds": DEFAULT_CHECK_TIMEOUT_S,
                          "maxConsecutiveFailures": 3, "delaySeconds": 15}
 HTTP_PROTOCOLS = ("HTTP", "HTTPS")  # Marathon's own HTTP checks: answered with ignoreHttp1xx (default false)
 COMMAND_PROTOCOLS = ("COMMAND",)  # no port

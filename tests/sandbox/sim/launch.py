@@ -1,4 +1,5 @@
-"""What a launcher and the simulator tell each other: where a task runs, and how its health check went.
+"""What a launcher and the simulator tell each other: where a task runs, how its health check went, and the
+label and default that decide a check.
 
 Apart from tests/sandbox/sim/tasklife.py so that a task process, which imports tests/sandbox/tasks.py, does not
 import the simulator too.
@@ -24,3 +25,14 @@ class Check:
 
 
 PASSED = Check(True)
+
+# The simulator's own label: "false" fails every health check of the app's tasks (both launchers)
+LABEL_HEALTHY = "SIM_HEALTHY"
+FAILED_BY_LABEL = Check(False, LABEL_HEALTHY + " is false")
+
+DEFAULT_CHECK_TIMEOUT_S = 20  # Marathon's default timeoutSeconds of a health check
+
+
+def failed_by_label(app):
+    """Whether the app's label fails every health check of its tasks."""
+    return str((app.get("labels") or {}).get(LABEL_HEALTHY, "true")).lower() == "false"

@@ -13,7 +13,7 @@ import uuid
 
 from tests.sandbox.mlb import is_ip_per_task
 from tests.sandbox.sim.apps import _label_float, format_ts, host_port_count, port_mappings, safe_app_id
-from tests.sandbox.sim.launch import PASSED, Check, Placement
+from tests.sandbox.sim.launch import FAILED_BY_LABEL, PASSED, Check, Placement, failed_by_label
 
 DEFAULT_START_DELAY_S = 1.0
 DEFAULT_KILL_DELAY_S = 0.0
@@ -23,7 +23,6 @@ LABEL_START_DELAY_S = "SIM_START_DELAY_S"
 # The sandbox's own knob: seconds from SIGTERM to SIGKILL when Marathon's whole-second field is too coarse
 # (a task that stops almost at once, as an app that does not drain)
 LABEL_KILL_GRACE_S = "SIM_KILL_GRACE_S"
-LABEL_HEALTHY = "SIM_HEALTHY"
 LABEL_KILL_DELAY_S = "SIM_KILL_DELAY_S"
 # The sandbox's own knob: seconds from TASK_RUNNING to a task's first health check, and between its checks until one
 # passes (default: intervalSeconds); Marathon's whole-second interval makes every step of a deployment wait for it
@@ -84,15 +83,15 @@ class RecordLauncher(Launcher):
                 prefix = self._ip_prefix if ip_per_task else self._bridge_ip_prefix
                 ip = "%s%d" % (prefix, self._next_ip)
                 self._next_ip += 1
-            healthy = str((app.get("labels") or {}).get(LABEL_HEALTHY, "true")).lower() != "false"
-            self._healthy[task_id] = (healthy, _label_float(app, LABEL_KILL_DELAY_S, DEFAULT_KILL_DELAY_S))
+            self._healthy[task_id] = (not failed_by_label(app),
+                                      _label_float(app, LABEL_KILL_DELAY_S, DEFAULT_KILL_DELAY_S))
             return Placement(host=self._task_host, ports=ports, ip=ip)
 
     def check_health(self, task_id):
         with self._lock:
             if task_id not in self._healthy:
                 return Check(False, "no such task")
-            return PASSED if self._healthy[task_id][0] else Check(False, LABEL_HEALTHY + " is false")
+            return PASSED if self._healthy[task_id][0] else FAILED_BY_LABEL
 
     def kill(self, task_id, grace_s):
         with self._lock:
@@ -141,9 +140,8 @@ class _CheckRun:
 
     def __init__(self, launcher, task_id):
         self.check = None
-        self._thread = threading.Thread(target=self._run, args=(launcher, task_id), daemon=True,
-                                        name="health check " + task_id)
-        self._thread.start()
+        threading.Thread(target=self._run, args=(launcher, task_id), daemon=True,
+                         name="health check " + task_id).start()
 
     def _run(self, launcher, task_id):
         self.check = launcher.check_health(task_id)
@@ -193,11 +191,12 @@ class TaskLife:
                     if task.state != "TASK_RUNNING" or interval_s is None:
                         continue
                     running = self._checks_running.get(task.id)
-                    if running is not None and running.check is not None:
+                    if running is not None:
+                        if running.check is None:
+                            continue  # the next check starts only after this one
                         del self._checks_running[task.id]
                         self._checked(task, app, running.check, now)
-                        running = None
-                    if running is None and task.next_check_mono is not None and now >= task.next_check_mono:
+                    if task.next_check_mono is not None and now >= task.next_check_mono:
                         forced = self._health_override.get(task.id)
                         if forced is None and self.launcher.slow_checks:
                             self._checks_running[task.id] = _CheckRun(self.launcher, task.id)
@@ -234,7 +233,7 @@ class TaskLife:
                     elif task.last_check is None:
                         why = "not checked yet"
                     else:
-                        why = task.last_check.cause or "passed its last check, not yet recorded"
+                        why = task.last_check.cause
                     lines.append("%s %s: %s" % (task.id, task.state, why))
             return lines
 
@@ -247,7 +246,7 @@ class TaskLife:
     def _record_health(self, task, app, check, stamp, now):
         healthy = check.healthy
         checks = app.spec.get("healthChecks") or []
-        grace_s = min(float(check.get("gracePeriodSeconds", 300)) for check in checks)
+        grace_s = min(float(spec.get("gracePeriodSeconds", 300)) for spec in checks)
         if not healthy and not task.ever_healthy and now < task.running_mono + grace_s:
             return  # failures inside the grace period are not recorded before the first success
         uuid_part = task.id.rsplit(".", 1)[1]
