@@ -44,3 +44,29 @@ def test_a_python_without_ensurepip_is_detected(tmp_path):
                            text=True, timeout=60)
     assert found.stdout.strip() == "No module named 'ensurepip'", found.stderr
     assert load_script().venv_support_missing() is None  # this Python can make venvs
+
+
+CI_RUN = REPO_ROOT / ".ci" / "run"
+
+
+def test_ci_run_reads_haproxys_whole_version_answer(tmp_path):
+    """.ci/run prints HAProxy's first line under pipefail; haproxy writes its lines one write at a time.
+
+    The stand-in haproxy waits between its lines, so a reader that stops after the first (head) is gone when the
+    second comes: SIGPIPE, and CI ended with 141 before any test ran.
+    """
+    checkout = tmp_path / "checkout"
+    (checkout / ".ci").mkdir(parents=True)
+    (checkout / ".ci" / "run").write_text(CI_RUN.read_text())
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    (stubs / "haproxy").write_text("#!/bin/bash\necho 'HAProxy version 9.9'\nsleep 0.3\necho 'Known bugs: none'\n"
+                                   "echo 'Running on: here'\n")
+    (stubs / "python3").write_text('#!/bin/bash\necho "python3 $* in $PWD, ZDD_REQUIRE_E2E=$ZDD_REQUIRE_E2E"\n')
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    ran = subprocess.run(["bash", str(checkout / ".ci" / "run")], capture_output=True, text=True, timeout=60,
+                         env={"PATH": "%s:/usr/bin:/bin" % stubs})
+    assert ran.returncode == 0, (ran.returncode, ran.stdout, ran.stderr)
+    assert ran.stdout.splitlines() == ["HAProxy version 9.9",
+                                       "python3 run-tox.py in %s, ZDD_REQUIRE_E2E=1" % checkout]
