@@ -441,7 +441,8 @@ class Listener:
     status: str  # "": unknown (docs/behaviour.rst, 'Doubtful answers')
     scur: int  # None: unknown, never 0
     qcur: int  # None: unknown, never 0
-    # cumulative counters of the HAProxy worker that served the page (they restart at 0 on a reload)
+    # cumulative counters of the HAProxy worker that served the page (they restart at 0 on a reload);
+    # None: unknown (missing, "-" or garbage), which the traffic analysis never reads as 0
     stot: int = 0
     lbtot: int = 0
     hrsp_5xx: int = 0
@@ -1213,10 +1214,12 @@ def parse_stats(text, backend):
 
     Each ``#`` header line sets the columns for the rows after it, so the
     pages of several HAProxy versions may be concatenated; blank lines and
-    short rows are skipped. A counter column a version lacks reads as 0; a
-    ``status``, ``scur`` or ``qcur`` that is missing, empty or not a whole
-    number is unknown (docs/behaviour.rst, 'Doubtful answers'), and a server
-    listed more than once is one row, the most cautious (``merge_rows``).
+    short rows are skipped. A ``status``, ``scur`` or ``qcur`` that is
+    missing, empty or not a whole number is unknown (docs/behaviour.rst,
+    'Doubtful answers'); so is a counter that is missing or not a whole
+    number, but an empty counter is 0 (HAProxy leaves the ones that do not
+    apply empty: ``hrsp_5xx`` in TCP mode). A server listed more than once
+    is one row, the most cautious (``merge_rows``).
     """
     wanted = STATS_COLUMNS + COUNTER_COLUMNS + ("check_status", "mode")
     columns = None
@@ -1234,10 +1237,11 @@ def parse_stats(text, backend):
         if columns is None:
             raise ValueError("stats rows before the CSV header")
         fields = line.split(",")
-        row = dict(zip(wanted, (fields[i] if i is not None and i < len(fields) else "" for i in columns)))
-        if row["pxname"] != backend or row["svname"] in ("FRONTEND", "BACKEND", ""):
+        row = dict(zip(wanted, (fields[i] if i is not None and i < len(fields) else None for i in columns)))
+        if row["pxname"] != backend or row["svname"] in ("FRONTEND", "BACKEND", None, ""):
             continue
-        counters = {name: _int_or_none(row[name] or 0) or 0 for name in COUNTER_COLUMNS}
+        counters = {name: _counter_or_none(row[name]) for name in COUNTER_COLUMNS}
+        row = {name: "" if value is None else value for name, value in row.items()}
         listeners.append(Listener(svname=row["svname"], status=row["status"].strip(), check_status=row["check_status"],
                                   scur=_count_or_none(row["scur"]), qcur=_count_or_none(row["qcur"]), mode=row["mode"],
                                   **counters))
@@ -1250,6 +1254,13 @@ def _count_or_none(text):
     """A whole number of 0 or more written in digits, or None (unknown): never 0 for "", "-" or garbage."""
     text = text.strip()
     return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _counter_or_none(text):
+    """A stats counter: 0 when HAProxy left it empty, None (unknown) when missing (``None``), "-" or garbage."""
+    if text is None:
+        return None
+    return 0 if not text.strip() else _count_or_none(text)
 
 
 def merge_rows(listeners):
@@ -1689,10 +1700,10 @@ class Traffic:
     failures: int = 0  # 5xx answers, response errors (server aborts among them), connection errors
     rtime_weight_ms: float = 0.0  # each server's rtime times its requests, for a request-weighted mean
     timed_requests: int = 0  # the requests of servers with an rtime (0 ms: no answer completed yet)
+    unreadable: int = 0  # server rows left out: a counter was unknown (parse_stats), so what they served is too
 
     def __add__(self, other):
-        return Traffic(self.requests + other.requests, self.failures + other.failures,
-                       self.rtime_weight_ms + other.rtime_weight_ms, self.timed_requests + other.timed_requests)
+        return Traffic(*(mine + theirs for mine, theirs in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
 
     @property
     def rate(self):
@@ -1704,8 +1715,16 @@ class Traffic:
         return self.rtime_weight_ms / self.timed_requests if self.timed_requests else None
 
 
+TRAFFIC_COUNTERS = ("stot", "hrsp_5xx", "eresp", "econ", "rtime")
+
+
 def server_traffic(previous, listener):
-    """What one server served since ``previous``, its row in the marathon-lb's last poll (None: count from 0)."""
+    """What one server served since ``previous``, its row in the marathon-lb's last poll (None: count from 0).
+
+    A counter unknown in either row makes the whole row unreadable: never a 0.
+    """
+    if any(getattr(row, name) is None for row in (previous, listener) if row is not None for name in TRAFFIC_COUNTERS):
+        return Traffic(unreadable=1)
 
     def served(name):
         return getattr(listener, name) - (getattr(previous, name) if previous is not None else 0)
@@ -1722,7 +1741,8 @@ def worker_restarted(previous, listeners):
     """Whether a marathon-lb's stats now come from a new HAProxy worker: some counter went down since the last poll."""
     for listener in listeners:
         before = previous.get(listener.svname)
-        if before is not None and any(getattr(listener, c) < getattr(before, c) for c in CUMULATIVE_COUNTERS):
+        if before is not None and any(getattr(listener, c) < getattr(before, c) for c in CUMULATIVE_COUNTERS
+                                      if None not in (getattr(listener, c), getattr(before, c))):
             return True
     return False
 
@@ -1740,7 +1760,7 @@ class Tally:
     @property
     def baseline(self):
         """The old colour's traffic to compare with: this window's, or the last one's that had requests."""
-        return self.old if self.old.requests else self.old_before
+        return self.old if self.old.requests or self.old.unreadable else self.old_before
 
 
 def tally_traffic(tally, observation):
@@ -1809,6 +1829,11 @@ def traffic_gate(outcome, inconclusive, waited_s, max_wait_s):
 def judge_traffic(new, old, min_requests, max_error_rate=None, max_response_time_ms=None, names=("new", "old")):
     """The verdict on one step's traffic of the new colour, with the old colour's as the baseline."""
     new_name, old_name = names
+    unreadable = [f"{traffic.unreadable} of {name}'s" for name, traffic in ((new_name, new), (old_name, old))
+                  if traffic.unreadable]
+    if unreadable:
+        return Verdict("inconclusive", f"the stats counters of {' and '.join(unreadable)} server rows were unreadable "
+                                       "(missing, '-' or garbage): their traffic is unknown")
     if new.requests < max(min_requests, 1):
         return Verdict("inconclusive", f"{new.requests} request(s) to {new_name}, fewer than the {min_requests} "
                                        "needed to judge it")

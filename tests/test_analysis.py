@@ -44,6 +44,18 @@ SERVER_TRAFFIC = [
 def test_server_traffic(previous, current, expected):
     traffic = zdd.server_traffic(previous, current)
     assert (traffic.requests, traffic.failures, traffic.rtime_weight_ms, traffic.timed_requests) == expected
+    assert traffic.unreadable == 0
+
+
+@pytest.mark.parametrize("previous, current", [
+    (None, row(stot=10, hrsp_5xx=None)),
+    (row(stot=10), row(stot=None)),
+    (row(stot=10, rtime=None), row(stot=20, hrsp_5xx=4, rtime=3)),  # the row counted from is unknown too
+    (row(stot=10), row(stot=20, eresp=None)),
+    (row(stot=10), row(stot=20, econ=None)),
+])
+def test_a_server_row_with_an_unknown_counter_is_unreadable_not_zero(previous, current):
+    assert zdd.server_traffic(previous, current) == zdd.Traffic(unreadable=1)
 
 
 def test_servers_without_an_answer_yet_do_not_pull_the_mean_response_time_down():
@@ -54,6 +66,9 @@ def test_servers_without_an_answer_yet_do_not_pull_the_mean_response_time_down()
 
 
 WORKER_RESTARTED = [
+    # an unknown counter is no evidence of a restart either way
+    ({"a": row("a", stot=5, econ=1)}, (row("a", stot=None, econ=2),), False),
+    ({"a": row("a", stot=None, econ=3)}, (row("a", stot=9, econ=2),), True),
     ({"a": row("a", stot=5)}, (row("a", stot=6),), False),
     ({"a": row("a", stot=5)}, (row("a", stot=2),), True),
     # one server going down is enough: the page comes from one worker
@@ -161,6 +176,10 @@ VERDICTS = [
     (traffic(0, 0), traffic(0, 0), 0, 0.05, 200, "inconclusive"),  # --analysis-min-requests 0: no traffic, no verdict
     (traffic(1, 0), traffic(0, 0), 0, 0.05, 200, "pass"),
     (traffic(200, 0), traffic(600, 0, 20), 100, None, 200, "pass"),  # no answer timed yet: no latency verdict
+    # a row whose counters could not be read: its traffic is unknown, so no verdict on the rest
+    (traffic(200, 0) + zdd.Traffic(unreadable=1), traffic(600, 0), 100, 0.05, 200, "inconclusive"),
+    (traffic(200, 60) + zdd.Traffic(unreadable=1), traffic(600, 0), 100, 0.05, 200, "inconclusive"),
+    (traffic(200, 60), traffic(600, 0) + zdd.Traffic(unreadable=2), 100, 0.05, 200, "inconclusive"),
 ]
 
 
@@ -183,9 +202,38 @@ def test_parse_stats_reads_the_counters():
         1343634, 4, 163, 0, 16, "L7OK")
 
 
-def test_parse_stats_without_counter_columns_reads_zeros():
+def test_an_unreadable_verdict_names_the_rows():
+    verdict = zdd.judge_traffic(traffic(300, 0) + zdd.Traffic(unreadable=2), traffic(900, 0), 100, 0.05,
+                                names=("green", "blue"))
+    assert verdict.reason == ("the stats counters of 2 of green's server rows were unreadable (missing, '-' or "
+                              "garbage): their traffic is unknown")
+
+
+def test_a_window_whose_old_rows_were_unreadable_is_its_own_baseline():
+    """Not the last window that had requests: what the old colour served now is unknown, not none."""
+    tally = zdd.Tally(old=zdd.Traffic(unreadable=1), old_before=traffic(600, 0))
+    assert tally.baseline == zdd.Traffic(unreadable=1)
+
+
+def test_parse_stats_without_counter_columns_reads_unknown():
     (listener,) = zdd.parse_stats("# pxname,svname,status,scur,qcur\nweb_80,a,UP,1,0\n", "web_80")
-    assert (listener.stot, listener.hrsp_5xx, listener.rtime) == (0, 0, 0)
+    assert (listener.stot, listener.hrsp_5xx, listener.rtime) == (None, None, None)
+    assert (listener.scur, listener.doubt) == (1, None)  # the sessions are read as before
+
+
+@pytest.mark.parametrize("values, expected", [
+    ("12,3,40", (12, 3, 40)),
+    (",,", (0, 0, 0)),  # HAProxy leaves empty the counters that do not apply (hrsp_5xx in TCP mode)
+    ("12,-,40", (12, None, 40)),
+    ("12,3x,4.5", (12, None, None)),
+    ("12,-1,40", (12, None, 40)),
+    ("12", (12, None, None)),  # a row cut short
+])
+def test_parse_stats_reads_a_counter_that_is_not_a_whole_number_as_unknown(values, expected):
+    text = "# pxname,svname,status,scur,qcur,stot,hrsp_5xx,rtime\nweb_80,a,UP,1,0,%s\n" % values
+    (listener,) = zdd.parse_stats(text, "web_80")
+    assert (listener.stot, listener.hrsp_5xx, listener.rtime) == expected
+    assert (listener.scur, listener.qcur, listener.doubt) == (1, 0, None)
 
 
 # --- the swap, in process ------------------------------------------------------------------------
@@ -307,6 +355,30 @@ def test_without_traffic_the_steps_are_inconclusive_and_the_release_completes(wo
     assert writes(world) == SEQUENCE_3
     assert [event["verdict"] for event in analysis_events(out)] == ["inconclusive"] * 3
     assert "0 request(s) to green, fewer than the 100 needed to judge it" in err
+
+
+def test_a_bad_release_whose_5xx_counter_is_unreadable_is_never_passed(world, app_path):
+    """hrsp_5xx '-' on every server row: green's failures are unknown, not 0; with --analysis-inconclusive
+    fail the release stops before its first scale-up, as for too little traffic (it read 0 and passed)."""
+    seed_blue(world, 3)
+    world.lb.serve_traffic(100, error_rate={GREEN: 0.2})
+    world.lb.stats_garble = "5xx-dash"
+    code, out, err = run(world, app_path, *RATE, "--analysis-inconclusive", "fail", "--output", "json")
+    assert code == zdd.ExitCode.CHECK_FAILED, err
+    assert writes(world) == [("create", GREEN, 1)]
+    assert [event["verdict"] for event in analysis_events(out)] == ["inconclusive"]
+    assert "could not judge step 1" in err and "server rows were unreadable" in err
+
+
+def test_unreadable_counters_leave_every_step_inconclusive(world, app_path):
+    """The default --analysis-inconclusive continue: deployed unjudged, as with too little traffic, and said."""
+    seed_blue(world, 3)
+    world.lb.serve_traffic(100, error_rate={GREEN: 0.2})
+    world.lb.stats_garble = "5xx-dash"
+    code, out, err = run(world, app_path, *RATE, "--output", "json")
+    assert code == 0, err
+    assert writes(world) == SEQUENCE_3
+    assert [event["verdict"] for event in analysis_events(out)] == ["inconclusive"] * 3
 
 
 def test_too_little_traffic_with_inconclusive_fail_is_15(world, app_path):

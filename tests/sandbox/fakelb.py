@@ -89,7 +89,7 @@ _TEMPLATES = {
 DEFAULT_PIDS = (4001, 4002)
 ERROR_PAGE = "<html><body><h1>503</h1></body></html>\n"  # one word: the old count read 1 PID
 # What garble_stats does to a page
-STATS_GARBLES = ("no-scur", "scur-dash", "scur-empty", "no-status", "maint-listed-up", "other-backends")
+STATS_GARBLES = ("no-scur", "scur-dash", "scur-empty", "no-status", "maint-listed-up", "other-backends", "5xx-dash")
 
 
 def garble_stats(text, kind, backend=None):
@@ -100,14 +100,14 @@ def garble_stats(text, kind, backend=None):
     ``-``, scur empty, status empty; ``maint-listed-up``: each server row in
     MAINT followed by a second row for the same server, UP with 3 sessions;
     ``other-backends``: every row of the other proxies broken (scur ``-``,
-    status empty, cut short). ``backend``: the proxy whose server rows are
-    changed (None: every proxy's).
+    status empty, cut short); ``5xx-dash``: the server rows' hrsp_5xx ``-``.
+    ``backend``: the proxy whose server rows are changed (None: every proxy's).
     """
     if kind not in STATS_GARBLES:
         raise ValueError("unknown stats garble %r" % kind)
     lines = text.splitlines()
     columns = lines[0].lstrip("# ").rstrip(",").split(",")
-    scur, status = columns.index("scur"), columns.index("status")
+    scur, status, hrsp_5xx = columns.index("scur"), columns.index("status"), columns.index("hrsp_5xx")
     out = []
     for line in lines:
         fields = line.split(",")
@@ -117,6 +117,8 @@ def garble_stats(text, kind, backend=None):
             del fields[scur]
         elif kind in ("scur-dash", "scur-empty", "no-status") and ours:
             fields[status if kind == "no-status" else scur] = "-" if kind == "scur-dash" else ""
+        elif kind == "5xx-dash" and ours:
+            fields[hrsp_5xx] = "-"
         elif kind == "other-backends" and not line.startswith("#") and fields[0] != backend:
             fields[scur], fields[status] = "-", ""
             fields = fields[:status + 1]
